@@ -1,0 +1,378 @@
+"""LLM calls: resolve the model, admit the caller, call litellm, price the answer, record it once."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+import uuid
+from collections.abc import AsyncIterator
+from dataclasses import dataclass, field
+from datetime import datetime
+from decimal import Decimal
+from typing import Any
+
+from django.conf import settings
+from django.db import DatabaseError
+from django.utils import timezone
+
+from chat import llm
+from chat.catalog import ModelEntry, catalog, default_model, model_names
+from chat.db import run_db
+from chat.errors import BadRequest, GatewayError
+from chat.journal import journal_write
+from chat.limits import Admission, limits_admit, limits_settle
+from chat.models import Request
+from chat.pricing import Usage, cost_of
+from chat.redact import redact_secrets, stored_content
+from chat.services.keys import Caller
+
+logger = logging.getLogger(__name__)
+
+# Request options a caller may set; anything that says where or with which credentials to connect is not here.
+OPTIONS = frozenset(
+    {
+        "temperature",
+        "top_p",
+        "max_tokens",
+        "max_completion_tokens",
+        "stop",
+        "n",
+        "presence_penalty",
+        "frequency_penalty",
+        "logit_bias",
+        "logprobs",
+        "top_logprobs",
+        "seed",
+        "tools",
+        "tool_choice",
+        "parallel_tool_calls",
+        "response_format",
+        "user",
+        "reasoning_effort",
+    }
+)
+ANONYMOUS = Caller()
+
+
+@dataclass(frozen=True)
+class Completion:
+    """A finished call, as the in-process API and the views return it."""
+
+    request_id: uuid.UUID
+    content: str
+    model: str
+    usage: Usage
+    cost_usd: Decimal
+    duration_ms: int
+    created_at: datetime
+    application_id: str = ""
+    user_id: str = ""
+    response: Any = field(default=None, repr=False)  # litellm's OpenAI-shaped response
+
+
+@dataclass(frozen=True)
+class StreamDone:
+    """The last item of `llm_stream`: the recorded call."""
+
+    completion: Completion
+    ttft_ms: int | None
+
+
+def model_resolve(name: str | None, *, mode: str = "chat") -> ModelEntry:
+    """The catalog entry for `name` (the default chat model when empty), or a 400 listing the choices."""
+    name = name or (default_model() if mode == "chat" else None)
+    entry = catalog().get(name or "")
+    if entry is None or entry.mode != mode:
+        available = model_names(mode)
+        raise BadRequest(
+            f"Unknown model '{name}'. Available: {', '.join(available) or 'none'}.",
+            param="model",
+            code="model_not_found",
+            details={"available": available},
+        )
+    return entry
+
+
+class _Call:
+    """Bookkeeping for one call between admission and its row."""
+
+    def __init__(
+        self, *, entry: ModelEntry, caller: Caller, endpoint: str, messages: Any, metadata: dict | None, streamed: bool
+    ) -> None:
+        self.id = uuid.uuid4()
+        self.created_at = timezone.now()
+        self.started = time.perf_counter()
+        self.entry = entry
+        self.caller = caller
+        self.endpoint = endpoint
+        self.messages = messages
+        self.metadata = metadata or {}
+        self.streamed = streamed
+
+    def elapsed_ms(self) -> int:
+        return int((time.perf_counter() - self.started) * 1000)
+
+    def record(
+        self,
+        *,
+        status: str,
+        content: str = "",
+        usage: Usage | None = None,
+        cost: Decimal = Decimal(0),
+        error: GatewayError | None = None,
+        ttft_ms: int | None = None,
+        extra: dict | None = None,
+    ) -> Completion:
+        """Build the row and the log entry; `save` writes them."""
+        usage = usage or Usage()
+        duration = self.elapsed_ms()
+        messages, answer = stored_content(self.messages, content, settings.LLM_STORE_CONTENT)
+        metadata = {**self.metadata, **(extra or {})}
+        error_type = ""
+        error_message = ""
+        if error is not None:
+            error_type = (error.details or {}).get("provider_error", "") if isinstance(error.details, dict) else ""
+            error_type = error_type or error.code or type(error).__name__
+            error_message = redact_secrets(error.message)
+        elif status == Request.Status.CANCELLED:
+            error_type, error_message = "cancelled", "The client went away before the answer was complete."
+        self.row = dict(
+            id=self.id,
+            created_at=self.created_at,
+            application_id=self.caller.application_id,
+            user_id=self.caller.user_id,
+            key_id=self.caller.key_id,
+            endpoint=self.endpoint,
+            model=self.entry.name,
+            provider=self.entry.provider,
+            resolved_model=self.entry.litellm_model,
+            messages=messages,
+            response=answer,
+            status=status,
+            http_status=error.status if error else (499 if status == Request.Status.CANCELLED else 200),
+            error_type=error_type,
+            error_message=error_message,
+            prompt_tokens=usage.prompt,
+            completion_tokens=usage.completion,
+            total_tokens=usage.total,
+            cached_tokens=usage.cached,
+            reasoning_tokens=usage.reasoning,
+            cost_usd=cost,
+            latency_ms=duration,
+            ttft_ms=ttft_ms,
+            streamed=self.streamed,
+            metadata=metadata,
+        )
+        return Completion(
+            request_id=self.id,
+            content=content,
+            model=self.entry.name,
+            usage=usage,
+            cost_usd=cost,
+            duration_ms=duration,
+            created_at=self.created_at,
+            application_id=self.caller.application_id,
+            user_id=self.caller.user_id,
+        )
+
+    def journal_entry(self) -> dict:
+        row = self.row
+        usage = {k: row[f"{k}_tokens"] for k in ("prompt", "completion", "total", "cached", "reasoning")}
+        success = row["status"] == Request.Status.SUCCESS
+        return {
+            "timestamp": row["created_at"].isoformat(),
+            "request_id": str(row["id"]),
+            "model": row["model"],
+            "duration_ms": row["latency_ms"],
+            "request": {"messages": row["messages"], "metadata": row["metadata"]},
+            "response": {"content": row["response"], "usage": usage},
+            "error": None if success else {"type": row["error_type"], "message": row["error_message"]},
+            "success": success,
+            "row": {k: v for k, v in row.items() if k not in ("messages", "response", "metadata")},
+        }
+
+
+def request_save(call: _Call) -> None:
+    """Write the call's JSON log, then its row; a row the database refuses is left to the journal."""
+    journaled = False
+    if settings.LLM_LOG_DIR:
+        try:
+            journal_write(settings.LLM_LOG_DIR, call.created_at, call.entry.name, str(call.id), call.journal_entry())
+            journaled = True
+        except OSError:
+            logger.exception("could not write the JSON log of request %s", call.id)
+    try:
+        Request.objects.create(**call.row)
+    except DatabaseError:
+        if not journaled:
+            raise
+        logger.warning("request %s kept in the JSON log only; `import_logs` restores its row", call.id)
+
+
+async def _save(call: _Call, admission: Admission, cost: Decimal, tokens: int) -> None:
+    # Shielded: a client that goes away must not stop its own row from being written.
+    async def both() -> None:
+        await run_db(request_save, call)
+        await limits_settle(admission, cost_usd=cost, tokens=tokens)
+
+    await asyncio.shield(both())
+
+
+def _options(options: dict | None) -> dict:
+    return {k: v for k, v in (options or {}).items() if k in OPTIONS and v is not None}
+
+
+async def llm_completion(
+    messages: list[dict],
+    *,
+    model: str | None = None,
+    caller: Caller = ANONYMOUS,
+    endpoint: str = "python",
+    options: dict | None = None,
+    metadata: dict | None = None,
+) -> Completion:
+    """One chat completion, recorded as one Request row whatever happens at the provider."""
+    entry = model_resolve(model)
+    options = _options(options)
+    admission = await limits_admit(caller=caller, entry=entry, messages=messages, max_tokens=options.get("max_tokens"))
+    call = _Call(entry=entry, caller=caller, endpoint=endpoint, messages=messages, metadata=metadata, streamed=False)
+    try:
+        answer = await llm.complete(
+            entry, messages, options, timeout=settings.LLM_TIMEOUT_SECONDS, max_retries=settings.LLM_MAX_RETRIES
+        )
+    except GatewayError as error:
+        call.record(status=Request.Status.ERROR, error=error)
+        await _save(call, admission, Decimal(0), 0)
+        raise
+    except asyncio.CancelledError:
+        call.record(status=Request.Status.CANCELLED)
+        await _save(call, admission, Decimal(0), 0)
+        raise
+    cost = cost_of(answer.usage, llm.prices_for(entry))
+    extra = {} if answer.usage_reported else {"usage_estimated": True}
+    content = answer.content or _tool_calls_text(answer.response)
+    done = call.record(status=Request.Status.SUCCESS, content=content, usage=answer.usage, cost=cost, extra=extra)
+    await _save(call, admission, cost, answer.usage.total)
+    return Completion(**{**done.__dict__, "content": answer.content, "response": answer.response})
+
+
+def _tool_calls_text(response: Any) -> str:
+    try:
+        calls = response.choices[0].message.tool_calls or []
+    except (AttributeError, IndexError):
+        return ""
+    return "\n".join(f"{c.function.name}({c.function.arguments})" for c in calls)
+
+
+async def simple_llm_call_async(
+    prompt: str, *, model: str | None = None, caller: Caller = ANONYMOUS, endpoint: str = "python"
+) -> Completion:
+    """One prompt in, one answer out; recorded like every other call."""
+    return await llm_completion([{"role": "user", "content": prompt}], model=model, caller=caller, endpoint=endpoint)
+
+
+async def llm_stream(
+    messages: list[dict],
+    *,
+    model: str | None = None,
+    caller: Caller = ANONYMOUS,
+    endpoint: str = "python",
+    options: dict | None = None,
+    metadata: dict | None = None,
+) -> AsyncIterator[Any]:
+    """A streamed completion: litellm's chunks as they come, then a `StreamDone` once the row is written.
+
+    A provider error mid-stream raises GatewayError after its row is written; a consumer that stops
+    early (disconnect, cancel) leaves a cancelled row with the tokens produced so far.
+    """
+    entry = model_resolve(model)
+    options = _options(options)
+    options.pop("n", None)
+    admission = await limits_admit(caller=caller, entry=entry, messages=messages, max_tokens=options.get("max_tokens"))
+    return _stream(entry, admission, caller, endpoint, messages, options, metadata)
+
+
+async def _stream(
+    entry: ModelEntry,
+    admission: Admission,
+    caller: Caller,
+    endpoint: str,
+    messages: list[dict],
+    options: dict,
+    metadata: dict | None,
+) -> AsyncIterator[Any]:
+    call = _Call(entry=entry, caller=caller, endpoint=endpoint, messages=messages, metadata=metadata, streamed=True)
+    parts: list[str] = []
+    usage: Usage | None = None
+    ttft_ms: int | None = None
+
+    def finish(status: str, error: GatewayError | None = None) -> tuple[Completion, Decimal, Usage]:
+        text = "".join(parts)
+        final = usage
+        extra = {}
+        if final is None:
+            final = Usage(
+                prompt=llm.count_tokens(entry, messages=messages),
+                completion=llm.count_tokens(entry, text=text) if text else 0,
+            )
+            extra = {"usage_estimated": True}
+        cost = cost_of(final, llm.prices_for(entry))
+        done = call.record(
+            status=status, content=text, usage=final, cost=cost, error=error, ttft_ms=ttft_ms, extra=extra
+        )
+        return done, cost, final
+
+    try:
+        async for chunk in llm.stream(
+            entry, messages, options, timeout=settings.LLM_TIMEOUT_SECONDS, max_retries=settings.LLM_MAX_RETRIES
+        ):
+            reported = llm.usage_of(getattr(chunk, "usage", None))
+            if reported is not None:
+                usage = reported
+            text = llm.chunk_text(chunk)
+            if text:
+                if ttft_ms is None:
+                    ttft_ms = call.elapsed_ms()
+                parts.append(text)
+            yield chunk
+    except GatewayError as error:
+        _, cost, final = finish(Request.Status.ERROR, error)
+        await _save(call, admission, cost, final.total)
+        raise
+    except (asyncio.CancelledError, GeneratorExit):
+        _, cost, final = finish(Request.Status.CANCELLED)
+        await _save(call, admission, cost, final.total)
+        raise
+    done, cost, final = finish(Request.Status.SUCCESS)
+    await _save(call, admission, cost, final.total)
+    yield StreamDone(completion=done, ttft_ms=ttft_ms)
+
+
+async def llm_embed(
+    inputs: list[str],
+    *,
+    model: str,
+    caller: Caller = ANONYMOUS,
+    endpoint: str = "python",
+    options: dict | None = None,
+) -> tuple[Completion, Any]:
+    """Embeddings for `inputs`, recorded as one row (the inputs stand in for the messages)."""
+    entry = model_resolve(model, mode="embedding")
+    admission = await limits_admit(caller=caller, entry=entry, messages=[], max_tokens=0)
+    call = _Call(entry=entry, caller=caller, endpoint=endpoint, messages=inputs, metadata=None, streamed=False)
+    opts = {k: v for k, v in (options or {}).items() if k in ("dimensions", "encoding_format", "user") and v}
+    try:
+        response, usage = await llm.embed(entry, inputs, opts, timeout=settings.LLM_TIMEOUT_SECONDS)
+    except GatewayError as error:
+        call.record(status=Request.Status.ERROR, error=error)
+        await _save(call, admission, Decimal(0), 0)
+        raise
+    except asyncio.CancelledError:
+        call.record(status=Request.Status.CANCELLED)
+        await _save(call, admission, Decimal(0), 0)
+        raise
+    cost = cost_of(usage, llm.prices_for(entry))
+    done = call.record(status=Request.Status.SUCCESS, usage=usage, cost=cost)
+    await _save(call, admission, cost, usage.total)
+    return done, response

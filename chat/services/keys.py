@@ -1,0 +1,164 @@
+"""Gateway keys: creation, revocation and lookup by hash."""
+
+from __future__ import annotations
+
+import hashlib
+import re
+import secrets
+import time
+from dataclasses import dataclass
+from datetime import datetime
+from decimal import Decimal
+
+from django.utils import timezone
+
+from chat.models import ApiKey, Application
+
+KEY_PREFIX = "gw_"
+# Anything else in an Authorization header is refused before the database is asked.
+KEY_FORMAT = re.compile(r"^gw_[A-Za-z0-9_-]{20,100}$")
+CACHE_SECONDS = 10.0
+LAST_USED_EVERY_SECONDS = 60.0
+
+
+@dataclass(frozen=True)
+class Caller:
+    """Who is calling: the key's snapshot, or an anonymous/browser caller with no key."""
+
+    application_id: str = ""
+    user_id: str = ""
+    key_id: int | None = None
+    key_prefix: str = ""
+    user_pinned: bool = False
+    rpm: int | None = None
+    tpm: int | None = None
+    key_budget_usd: Decimal | None = None
+    key_budget_period: str = "month"
+    app_budget_usd: Decimal | None = None
+    app_budget_period: str = "month"
+    expires_at: datetime | None = None
+
+    def for_user(self, user_id: str | None) -> Caller:
+        """The same caller acting for `user_id`, unless the key pins its user."""
+        if self.user_pinned or not user_id:
+            return self
+        return Caller(**{**self.__dict__, "user_id": user_id})
+
+
+def key_hash(raw: str) -> str:
+    return hashlib.sha256(raw.encode()).hexdigest()
+
+
+def key_create(
+    *,
+    application: Application,
+    name: str = "",
+    user_id: str = "",
+    expires_at: datetime | None = None,
+    budget_usd: Decimal | None = None,
+    budget_period: str = "month",
+    rpm: int | None = None,
+    tpm: int | None = None,
+) -> tuple[ApiKey, str]:
+    """Create a key and return it with its plain text, which is never stored and shown only now."""
+    raw = KEY_PREFIX + secrets.token_urlsafe(32)
+    key = ApiKey.objects.create(
+        application=application,
+        name=name,
+        user_id=user_id,
+        prefix=raw[:11],
+        hashed=key_hash(raw),
+        expires_at=expires_at,
+        budget_usd=budget_usd,
+        budget_period=budget_period,
+        rpm=rpm,
+        tpm=tpm,
+    )
+    return key, raw
+
+
+def key_revoke(*, key: ApiKey) -> ApiKey:
+    key.revoked_at = timezone.now()
+    key.save(update_fields=["revoked_at"])
+    _cache.pop(key.hashed, None)
+    return key
+
+
+# hash -> (expires at, Caller or None); per process, so a revocation reaches other processes within CACHE_SECONDS.
+_cache: dict[str, tuple[float, Caller | None]] = {}
+_last_used_written: dict[int, float] = {}
+
+
+def caller_cache_clear() -> None:
+    _cache.clear()
+    _last_used_written.clear()
+
+
+async def acaller_from_key(raw: str) -> Caller | None:
+    """`caller_from_key` for async code: no thread is used while the key's snapshot is cached."""
+    if not KEY_FORMAT.match(raw):
+        return None
+    hit = _cache.get(key_hash(raw))
+    now = time.monotonic()
+    if hit and hit[0] > now:
+        caller = hit[1]
+        if caller is None or not _touch_due(caller.key_id, now):
+            return _valid(caller)
+    from chat.db import run_db
+
+    return await run_db(caller_from_key, raw)
+
+
+def _valid(caller: Caller | None) -> Caller | None:
+    if caller is None or (caller.expires_at and caller.expires_at <= timezone.now()):
+        return None
+    return caller
+
+
+def caller_from_key(raw: str) -> Caller | None:
+    """The caller a usable key stands for, or None. Uses the ORM: call from a thread."""
+    if not KEY_FORMAT.match(raw):
+        return None
+    digest = key_hash(raw)
+    now = time.monotonic()
+    hit = _cache.get(digest)
+    if hit and hit[0] > now:
+        caller = hit[1]
+    else:
+        key = ApiKey.objects.select_related("application").filter(hashed=digest).first()
+        caller = _snapshot(key) if key and key.revoked_at is None and key.application.is_active else None
+        _cache[digest] = (now + CACHE_SECONDS, caller)
+    if _valid(caller) is None:
+        return None
+    _touch(caller.key_id, now)
+    return caller
+
+
+def _snapshot(key: ApiKey) -> Caller:
+    app = key.application
+    return Caller(
+        application_id=app.name,
+        user_id=key.user_id,
+        key_id=key.id,
+        key_prefix=key.prefix,
+        user_pinned=bool(key.user_id),
+        rpm=key.rpm,
+        tpm=key.tpm,
+        key_budget_usd=key.budget_usd,
+        key_budget_period=key.budget_period,
+        app_budget_usd=app.budget_usd,
+        app_budget_period=app.budget_period,
+        expires_at=key.expires_at,
+    )
+
+
+def _touch_due(key_id: int | None, now: float) -> bool:
+    return key_id is not None and now - _last_used_written.get(key_id, -1e9) >= LAST_USED_EVERY_SECONDS
+
+
+def _touch(key_id: int | None, now: float) -> None:
+    # last_used_at is written at most once a minute per key and process, not on every call.
+    if not _touch_due(key_id, now):
+        return
+    _last_used_written[key_id] = now
+    ApiKey.objects.filter(pk=key_id).update(last_used_at=timezone.now())
