@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import inspect
 from typing import Any
 
 from adrf.views import APIView
@@ -12,7 +13,7 @@ from rest_framework.authentication import CSRFCheck
 from rest_framework.response import Response
 
 from chat.auth import ANONYMOUS, bearer_token
-from chat.errors import BadRequest, Forbidden, GatewayError, ServiceUnavailable, Unauthorized
+from chat.errors import BadRequest, Forbidden, ServiceUnavailable, Unauthorized
 from chat.serializers import GatewayInput
 from chat.services.keys import Caller, acaller_from_key
 
@@ -50,24 +51,21 @@ class GatewayView(APIView):
         self.request = request
         self.headers = self.default_response_headers
         try:
-            handler = getattr(self, request.method.lower(), None)
-            if handler is None or request.method.lower() not in self.http_method_names:
+            method = request.method.lower()
+            handler = getattr(self, method, None) if method in self.http_method_names else None
+            if handler is None:
                 handler = self.http_method_not_allowed
-            else:
+            elif method != "options":
                 self.caller = await acaller_for(request._request)
-            response = await handler(request, *args, **kwargs)
+            response = handler(request, *args, **kwargs)
+            if inspect.isawaitable(response):
+                response = await response
         except DatabaseError:
             response = self.handle_exception(ServiceUnavailable("The database is unavailable; try again shortly."))
         except Exception as exc:  # noqa: BLE001 - DRF's handler turns known errors into answers, re-raises others
             response = self.handle_exception(exc)
         self.response = self.finalize_response(request, response, *args, **kwargs)
         return self.response
-
-    def http_method_not_allowed(self, request, *args, **kwargs):  # type: ignore[no-untyped-def]
-        async def refuse() -> Response:
-            raise GatewayError(f"Method {request.method} is not allowed here.", status=405, code="method_not_allowed")
-
-        return refuse()
 
     def valid(self, serializer_class: type[GatewayInput]) -> dict:
         """The request body validated by `serializer_class`, or a 400 naming the bad field."""

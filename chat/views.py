@@ -8,6 +8,7 @@ from typing import Any
 from django.conf import settings
 from django.core.cache import cache
 from django.db import connection
+from drf_spectacular.utils import OpenApiResponse, extend_schema
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
@@ -15,12 +16,14 @@ from chat import llm
 from chat.api import GatewayView
 from chat.catalog import catalog, default_model
 from chat.errors import GatewayError
+from chat.schema import LLM_ERRORS, ApiChatSchema, CatalogSchema, HealthSchema, LlmSchema, errors
 from chat.serializers import ApiChatInput, LlmChatInput, SimpleInput, api_chat_body, llm_body
 from chat.services import StreamDone, llm_completion, llm_stream, simple_llm_call_async
 from chat.sse import DONE, sse, sse_response
 
 
 class ApiChatView(GatewayView):
+    @extend_schema(request=ApiChatInput, responses={200: ApiChatSchema, **LLM_ERRORS}, summary="Ask one question")
     async def post(self, request, *args, **kwargs) -> Response:  # type: ignore[no-untyped-def]
         data = self.valid(ApiChatInput)
         done = await simple_llm_call_async(
@@ -30,6 +33,7 @@ class ApiChatView(GatewayView):
 
 
 class SimpleView(GatewayView):
+    @extend_schema(request=SimpleInput, responses={200: LlmSchema, **LLM_ERRORS}, summary="One prompt, one answer")
     async def post(self, request, *args, **kwargs) -> Response:  # type: ignore[no-untyped-def]
         data = self.valid(SimpleInput)
         done = await simple_llm_call_async(
@@ -39,6 +43,14 @@ class SimpleView(GatewayView):
 
 
 class LlmChatView(GatewayView):
+    @extend_schema(
+        request=LlmChatInput,
+        responses={
+            200: OpenApiResponse(LlmSchema, description="JSON, or Server-Sent Events when stream is true"),
+            **LLM_ERRORS,
+        },
+        summary="A conversation, whole or streamed",
+    )
     async def post(self, request, *args, **kwargs):  # type: ignore[no-untyped-def]
         data = self.valid(LlmChatInput)
         messages = [dict(m) for m in data["messages"]]
@@ -74,6 +86,7 @@ async def llm_chat_events(chunks: AsyncIterator[Any]) -> AsyncIterator[bytes]:
 class ModelsView(GatewayView):
     """The catalog grouped by provider, with prices per million tokens."""
 
+    @extend_schema(responses={200: CatalogSchema, **errors(401)}, summary="The model catalog")
     async def get(self, request, *args, **kwargs) -> Response:  # type: ignore[no-untyped-def]
         providers: dict[str, list[dict]] = {}
         for entry in catalog().values():
@@ -96,6 +109,7 @@ class HealthView(APIView):
     authentication_classes: list = []
     permission_classes: list = []
 
+    @extend_schema(responses={200: HealthSchema, 503: HealthSchema}, summary="Database and cache status", auth=[])
     def get(self, request, *args, **kwargs) -> Response:  # type: ignore[no-untyped-def]
         checks = {
             "database": _check(lambda: connection.cursor().execute("SELECT 1")),
