@@ -8,6 +8,7 @@ share state:
     [[cached:40]]    report 40 of the prompt tokens as cached
     [[reasoning:7]]  report 7 of the completion tokens as reasoning
     [[chunks:50]]    stream the answer in that many chunks
+    [[chunk_delay:0.05]]  wait that many seconds before each streamed chunk
     [[nousage]]      never send a usage block, even when asked
     [[malformed]]    answer 200 with a body that is not JSON
     [[reset]]        drop the connection without an answer
@@ -40,6 +41,7 @@ class Behaviour:
     cached: int = 0
     reasoning: int = 0
     chunks: int = 0
+    chunk_delay: float = 0.0
     usage: bool = True
     malformed: bool = False
     reset: bool = False
@@ -74,7 +76,7 @@ def behaviour_of(text: str, fail_rate: float) -> Behaviour:
     for name, value in MARKER.findall(text):
         if name == "status":
             b.status = int(float(value))
-        elif name in ("sleep", "cached", "reasoning", "chunks"):
+        elif name in ("sleep", "cached", "reasoning", "chunks", "chunk_delay"):
             setattr(b, name, type(getattr(b, name))(float(value)))
         elif name == "nousage":
             b.usage = False
@@ -219,8 +221,8 @@ class Upstream:
                     request.transport.close()
                     self.stats.streams_aborted += 1
                     return response
-                if self.chunk_delay:
-                    await asyncio.sleep(self.chunk_delay)
+                if b.chunk_delay or self.chunk_delay:
+                    await asyncio.sleep(b.chunk_delay or self.chunk_delay)
                 await response.write(frame([{"index": 0, "delta": {"content": text}, "finish_reason": None}]))
             await response.write(frame([{"index": 0, "delta": {}, "finish_reason": "stop"}]))
             wants_usage = (body.get("stream_options") or {}).get("include_usage")

@@ -52,6 +52,9 @@ def _call_params(entry: ModelEntry, timeout: float, max_retries: int) -> dict[st
     params = entry.litellm_params()
     params["timeout"] = entry.timeout or timeout
     params["max_retries"] = entry.max_retries if entry.max_retries is not None else max_retries
+    # With `tools`, litellm first imports its MCP gateway, which needs the optional `mcp` package; the
+    # gateway passes tools straight to the provider, so that detour is skipped.
+    params["_skip_mcp_handler"] = True
     return params
 
 
@@ -164,6 +167,7 @@ def chunk_text(chunk: Any) -> str:
 async def embed(entry: ModelEntry, inputs: list[str], options: dict[str, Any], *, timeout: float) -> tuple[Any, Usage]:
     params = _call_params(entry, timeout, 0)
     params.pop("max_retries", None)
+    params.pop("_skip_mcp_handler", None)
     try:
         response = await litellm.aembedding(input=inputs, **options, **params)
     except Exception as exc:

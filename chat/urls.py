@@ -3,6 +3,7 @@ from __future__ import annotations
 from django.urls import path
 
 from chat import views
+from chat import views_openai as openai_api
 
 urlpatterns = [
     path("api/chat", views.ApiChatView.as_view(), name="api-chat"),
@@ -10,4 +11,8 @@ urlpatterns = [
     path("llm/simple", views.SimpleView.as_view(), name="llm-simple"),
     path("llm/chat", views.LlmChatView.as_view(), name="llm-chat"),
     path("health", views.HealthView.as_view(), name="health"),
+    path("v1/chat/completions", openai_api.ChatCompletionsView.as_view(), name="v1-chat-completions"),
+    path("v1/embeddings", openai_api.EmbeddingsView.as_view(), name="v1-embeddings"),
+    path("v1/models", openai_api.ModelListView.as_view(), name="v1-models"),
+    path("v1/models/<path:model>", openai_api.ModelDetailView.as_view(), name="v1-model"),
 ]

@@ -1,3 +1,9 @@
 from __future__ import annotations
 
-urlpatterns: list = []
+from django.urls import path
+
+from usage import pages
+
+urlpatterns = [
+    path("usage", pages.usage_page, name="usage-page"),
+]

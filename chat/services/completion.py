@@ -7,6 +7,7 @@ import logging
 import time
 import uuid
 from collections.abc import AsyncIterator
+from contextlib import aclosing
 from dataclasses import dataclass, field
 from datetime import datetime
 from decimal import Decimal
@@ -98,9 +99,17 @@ class _Call:
     """Bookkeeping for one call between admission and its row."""
 
     def __init__(
-        self, *, entry: ModelEntry, caller: Caller, endpoint: str, messages: Any, metadata: dict | None, streamed: bool
+        self,
+        *,
+        entry: ModelEntry,
+        caller: Caller,
+        endpoint: str,
+        messages: Any,
+        metadata: dict | None,
+        streamed: bool,
+        request_id: uuid.UUID | None = None,
     ) -> None:
-        self.id = uuid.uuid4()
+        self.id = request_id or uuid.uuid4()
         self.created_at = timezone.now()
         self.started = time.perf_counter()
         self.entry = entry
@@ -280,17 +289,19 @@ async def llm_stream(
     endpoint: str = "python",
     options: dict | None = None,
     metadata: dict | None = None,
+    request_id: uuid.UUID | None = None,
 ) -> AsyncIterator[Any]:
     """A streamed completion: litellm's chunks as they come, then a `StreamDone` once the row is written.
 
     A provider error mid-stream raises GatewayError after its row is written; a consumer that stops
-    early (disconnect, cancel) leaves a cancelled row with the tokens produced so far.
+    early (disconnect, cancel) leaves a cancelled row with the tokens produced so far. `request_id`
+    lets a view name the row in its response headers before the first chunk.
     """
     entry = model_resolve(model)
     options = _options(options)
     options.pop("n", None)
     admission = await limits_admit(caller=caller, entry=entry, messages=messages, max_tokens=options.get("max_tokens"))
-    return _stream(entry, admission, caller, endpoint, messages, options, metadata)
+    return _stream(entry, admission, caller, endpoint, messages, options, metadata, request_id)
 
 
 async def _stream(
@@ -301,8 +312,17 @@ async def _stream(
     messages: list[dict],
     options: dict,
     metadata: dict | None,
+    request_id: uuid.UUID | None = None,
 ) -> AsyncIterator[Any]:
-    call = _Call(entry=entry, caller=caller, endpoint=endpoint, messages=messages, metadata=metadata, streamed=True)
+    call = _Call(
+        entry=entry,
+        caller=caller,
+        endpoint=endpoint,
+        messages=messages,
+        metadata=metadata,
+        streamed=True,
+        request_id=request_id,
+    )
     parts: list[str] = []
     usage: Usage | None = None
     ttft_ms: int | None = None
@@ -323,19 +343,22 @@ async def _stream(
         )
         return done, cost, final
 
+    upstream = llm.stream(
+        entry, messages, options, timeout=settings.LLM_TIMEOUT_SECONDS, max_retries=settings.LLM_MAX_RETRIES
+    )
     try:
-        async for chunk in llm.stream(
-            entry, messages, options, timeout=settings.LLM_TIMEOUT_SECONDS, max_retries=settings.LLM_MAX_RETRIES
-        ):
-            reported = llm.usage_of(getattr(chunk, "usage", None))
-            if reported is not None:
-                usage = reported
-            text = llm.chunk_text(chunk)
-            if text:
-                if ttft_ms is None:
-                    ttft_ms = call.elapsed_ms()
-                parts.append(text)
-            yield chunk
+        # aclosing: a consumer that stops early closes the provider's connection now, not when collected.
+        async with aclosing(upstream):
+            async for chunk in upstream:
+                reported = llm.usage_of(getattr(chunk, "usage", None))
+                if reported is not None:
+                    usage = reported
+                text = llm.chunk_text(chunk)
+                if text:
+                    if ttft_ms is None:
+                        ttft_ms = call.elapsed_ms()
+                    parts.append(text)
+                yield chunk
     except GatewayError as error:
         _, cost, final = finish(Request.Status.ERROR, error)
         await _save(call, admission, cost, final.total)
