@@ -9,22 +9,24 @@ from adrf.views import APIView
 from django.conf import settings
 from django.db import DatabaseError
 from django.http import HttpRequest
+from django.views.decorators.debug import sensitive_variables
 from rest_framework.authentication import CSRFCheck
 from rest_framework.response import Response
 
-from chat.auth import ANONYMOUS, bearer_token
-from chat.errors import BadRequest, Forbidden, ServiceUnavailable, Unauthorized
+from chat.auth import ANONYMOUS, WEB_APPLICATION, bearer_token, unauthorized
+from chat.errors import BadRequest, Forbidden, ServiceUnavailable
 from chat.serializers import GatewayInput
 from chat.services.keys import Caller, acaller_from_key
 
 
+@sensitive_variables("token")
 async def acaller_for(request: HttpRequest) -> Caller:
     """The caller of an async request: a key, a signed-in person (CSRF checked), or anonymous if allowed."""
     token = bearer_token(request)
     if token is not None:
         caller = await acaller_from_key(token)
         if caller is None:
-            raise Unauthorized("Invalid, revoked or expired API key.")
+            raise unauthorized("Invalid, revoked or expired API key.")
         return caller
     if settings.SESSION_COOKIE_NAME in request.COOKIES:
         user = await request.auser()
@@ -32,10 +34,10 @@ async def acaller_for(request: HttpRequest) -> Caller:
             reason = CSRFCheck(lambda r: None).process_view(request, None, (), {})
             if reason:
                 raise Forbidden("CSRF check failed: reload the page and try again.", code="csrf_failed")
-            return Caller(application_id="web", user_id=user.get_username())
+            return Caller(application_id=WEB_APPLICATION, user_id=user.get_username())
     if settings.GATEWAY_ALLOW_ANONYMOUS:
         return ANONYMOUS
-    raise Unauthorized("Missing API key: send 'Authorization: Bearer <gateway key>'.")
+    raise unauthorized("Missing API key: send 'Authorization: Bearer <gateway key>'.")
 
 
 class GatewayView(APIView):
@@ -76,16 +78,33 @@ class GatewayView(APIView):
         serializer.is_valid(raise_exception=True)
         return serializer.validated_data
 
+    def cache_wanted(self) -> bool | None:
+        """The caller's wish for the response cache: `X-Gateway-Cache: on|off`, or `Cache-Control: no-cache`."""
+        header = self.request.headers.get("X-Gateway-Cache", "").lower()
+        if header in ("on", "true", "1"):
+            return True
+        if header in ("off", "false", "0") or "no-cache" in self.request.headers.get("Cache-Control", ""):
+            return False
+        return None
+
     def on_behalf(self, data: dict) -> Caller:
-        """The caller, acting for the body's user; the body's application must be the key's."""
+        """The caller acting for the body's user; the body's application (and a pinned user) must be the key's."""
         application_id = data.get("application_id") or ""
+        user_id = data.get("user_id") or ""
         caller = self.caller
-        if application_id and caller.key_id is not None and application_id != caller.application_id:
+        if application_id and caller.application_id and application_id != caller.application_id:
+            whose = "this key's" if caller.key_id is not None else "the signed-in page's"
             raise Forbidden(
-                f"application_id '{application_id}' does not match this key's application.",
+                f"application_id '{application_id}' does not match {whose} application '{caller.application_id}'.",
                 param="application_id",
                 code="application_mismatch",
             )
-        if application_id and caller.key_id is None and not caller.application_id:
-            caller = Caller(**{**caller.__dict__, "application_id": application_id})
-        return caller.for_user(data.get("user_id"))
+        if user_id and caller.user_pinned and user_id != caller.user_id:
+            raise Forbidden(
+                f"user_id '{user_id}' does not match the user this key is pinned to.",
+                param="user_id",
+                code="user_mismatch",
+            )
+        if application_id and not caller.application_id:
+            caller = Caller(**{**caller.__dict__, "application_id": application_id})  # anonymous use only
+        return caller.for_user(user_id)

@@ -123,6 +123,23 @@ def _decimal(value: object) -> Decimal | None:
     return None if value is None or value == "" else Decimal(str(value))
 
 
+def _provider_key(provider: str, api_base: str) -> str:
+    """The key a catalog-file model gets when it names none.
+
+    A model on its provider's own service uses that provider's key; a model at another base URL
+    gets a placeholder, so a provider key is never sent to a server it does not belong to.
+    """
+    if api_base:
+        return "no-key"
+    return {
+        "openai": settings.OPENAI_API_KEY,
+        "anthropic": settings.ANTHROPIC_API_KEY,
+        "gemini": settings.GEMINI_API_KEY,
+        "groq": settings.GROQ_API_KEY,
+        "azure": settings.AZURE_API_KEY,
+    }.get(provider, "")
+
+
 def _from_file(path: str) -> list[ModelEntry]:
     """Entries of a catalog file; keys come from environment variables it names, never from the file."""
     text = Path(path).read_text()
@@ -135,14 +152,16 @@ def _from_file(path: str) -> list[ModelEntry]:
     entries = []
     for item in data.get("models", []):
         key_env = item.get("api_key_env", "")
+        provider = item.get("provider", item["model"].split("/", 1)[0] if "/" in item["model"] else "openai")
+        api_base = item.get("api_base", "")
         entries.append(
             ModelEntry(
                 name=item["name"],
-                provider=item.get("provider", item["model"].split("/", 1)[0] if "/" in item["model"] else "openai"),
+                provider=provider,
                 litellm_model=item["model"],
                 mode=item.get("mode", "chat"),
-                api_base=item.get("api_base", ""),
-                api_key=os.environ.get(key_env, "") if key_env else "",
+                api_base=api_base,
+                api_key=os.environ.get(key_env, "") if key_env else _provider_key(provider, api_base),
                 api_version=item.get("api_version", ""),
                 input_cost_per_million=_decimal(item.get("input_cost_per_million")),
                 output_cost_per_million=_decimal(item.get("output_cost_per_million")),

@@ -156,6 +156,15 @@ async def close_stream(response: Any) -> None:
             pass
 
 
+def response_dump(response: Any) -> dict:
+    """A litellm response as plain JSON-able data, for the response cache."""
+    return response.model_dump() if hasattr(response, "model_dump") else dict(response)
+
+
+def response_load(data: dict) -> Any:
+    return litellm.ModelResponse(**data)
+
+
 def chunk_text(chunk: Any) -> str:
     choices = getattr(chunk, "choices", None)
     if not choices:

@@ -27,7 +27,11 @@ class ApiChatView(GatewayView):
     async def post(self, request, *args, **kwargs) -> Response:  # type: ignore[no-untyped-def]
         data = self.valid(ApiChatInput)
         done = await simple_llm_call_async(
-            data["query"], model=data["model"], caller=self.on_behalf(data), endpoint="/api/chat"
+            data["query"],
+            model=data["model"],
+            caller=self.on_behalf(data),
+            endpoint="/api/chat",
+            cache=self.cache_wanted(),
         )
         return Response(api_chat_body(done))
 
@@ -37,7 +41,11 @@ class SimpleView(GatewayView):
     async def post(self, request, *args, **kwargs) -> Response:  # type: ignore[no-untyped-def]
         data = self.valid(SimpleInput)
         done = await simple_llm_call_async(
-            data["prompt"], model=data.get("model"), caller=self.caller, endpoint="/llm/simple"
+            data["prompt"],
+            model=data.get("model"),
+            caller=self.caller,
+            endpoint="/llm/simple",
+            cache=self.cache_wanted(),
         )
         return Response(llm_body(done))
 
@@ -63,7 +71,7 @@ class LlmChatView(GatewayView):
             metadata=data.get("metadata"),
         )
         if not data["stream"]:
-            return Response(llm_body(await llm_completion(messages, **call)))
+            return Response(llm_body(await llm_completion(messages, **call, cache=self.cache_wanted())))
         return sse_response(llm_chat_events(await llm_stream(messages, **call)))
 
 

@@ -20,12 +20,13 @@ from django.utils import timezone
 from chat import llm
 from chat.catalog import ModelEntry, catalog, default_model, model_names
 from chat.db import run_db
-from chat.errors import BadRequest, GatewayError
+from chat.errors import BadRequest, GatewayError, ProviderError
 from chat.journal import journal_write
 from chat.limits import Admission, limits_admit, limits_settle
 from chat.models import Request
 from chat.pricing import Usage, cost_of
 from chat.redact import redact_secrets, stored_content
+from chat.response_cache import cache_get, cache_key, cache_put, cache_ttl
 from chat.services.keys import Caller
 
 logger = logging.getLogger(__name__)
@@ -118,6 +119,8 @@ class _Call:
         self.messages = messages
         self.metadata = metadata or {}
         self.streamed = streamed
+        self.served_by = entry  # the fallback that answered, when the model itself failed
+        self.failures: list[str] = []
 
     def elapsed_ms(self) -> int:
         return int((time.perf_counter() - self.started) * 1000)
@@ -132,12 +135,15 @@ class _Call:
         error: GatewayError | None = None,
         ttft_ms: int | None = None,
         extra: dict | None = None,
+        cache_hit: bool = False,
     ) -> Completion:
         """Build the row and the log entry; `save` writes them."""
         usage = usage or Usage()
         duration = self.elapsed_ms()
         messages, answer = stored_content(self.messages, content, settings.LLM_STORE_CONTENT)
         metadata = {**self.metadata, **(extra or {})}
+        if self.failures:
+            metadata["fallback_from"] = self.failures
         error_type = ""
         error_message = ""
         if error is not None:
@@ -154,8 +160,8 @@ class _Call:
             key_id=self.caller.key_id,
             endpoint=self.endpoint,
             model=self.entry.name,
-            provider=self.entry.provider,
-            resolved_model=self.entry.litellm_model,
+            provider=self.served_by.provider,
+            resolved_model=self.served_by.litellm_model,
             messages=messages,
             response=answer,
             status=status,
@@ -171,6 +177,7 @@ class _Call:
             latency_ms=duration,
             ttft_ms=ttft_ms,
             streamed=self.streamed,
+            cache_hit=cache_hit,
             metadata=metadata,
         )
         return Completion(
@@ -232,6 +239,30 @@ def _options(options: dict | None) -> dict:
     return {k: v for k, v in (options or {}).items() if k in OPTIONS and v is not None}
 
 
+def _chain(entry: ModelEntry) -> list[ModelEntry]:
+    """The model and its catalog fallbacks, in the order they are tried."""
+    models = catalog()
+    return [entry] + [models[name] for name in entry.fallbacks if name in models and models[name].mode == entry.mode]
+
+
+async def _complete(call: _Call, messages: list[dict], options: dict) -> llm.Answer:
+    """The answer of the first model in the fallback chain that gives one; the last error otherwise."""
+    chain = _chain(call.entry)
+    for position, candidate in enumerate(chain):
+        try:
+            answer = await llm.complete(
+                candidate, messages, options, timeout=settings.LLM_TIMEOUT_SECONDS, max_retries=settings.LLM_MAX_RETRIES
+            )
+        except ProviderError as error:  # retryable at another model; a 400 is not
+            call.failures.append(f"{candidate.name}: {error.code}")
+            if position == len(chain) - 1:
+                raise
+            continue
+        call.served_by = candidate
+        return answer
+    raise AssertionError("unreachable: the chain is never empty")
+
+
 async def llm_completion(
     messages: list[dict],
     *,
@@ -240,16 +271,26 @@ async def llm_completion(
     endpoint: str = "python",
     options: dict | None = None,
     metadata: dict | None = None,
+    cache: bool | None = None,
 ) -> Completion:
-    """One chat completion, recorded as one Request row whatever happens at the provider."""
+    """One chat completion, recorded as one Request row whatever happens at the provider.
+
+    `cache` switches the response cache on or off for this call; by default the catalog decides.
+    """
     entry = model_resolve(model)
     options = _options(options)
     admission = await limits_admit(caller=caller, entry=entry, messages=messages, max_tokens=options.get("max_tokens"))
     call = _Call(entry=entry, caller=caller, endpoint=endpoint, messages=messages, metadata=metadata, streamed=False)
+    ttl = cache_ttl(entry, options, cache)
+    key = cache_key(entry, messages, options) if ttl else ""
+    hit = await cache_get(key) if ttl else None
+    if hit is not None:
+        usage = Usage(*hit["usage"])
+        done = call.record(status=Request.Status.SUCCESS, content=hit["content"], usage=usage, cache_hit=True)
+        await _save(call, admission, Decimal(0), 0)
+        return Completion(**{**done.__dict__, "response": llm.response_load(hit["response"])})
     try:
-        answer = await llm.complete(
-            entry, messages, options, timeout=settings.LLM_TIMEOUT_SECONDS, max_retries=settings.LLM_MAX_RETRIES
-        )
+        answer = await _complete(call, messages, options)
     except GatewayError as error:
         call.record(status=Request.Status.ERROR, error=error)
         await _save(call, admission, Decimal(0), 0)
@@ -258,11 +299,19 @@ async def llm_completion(
         call.record(status=Request.Status.CANCELLED)
         await _save(call, admission, Decimal(0), 0)
         raise
-    cost = cost_of(answer.usage, llm.prices_for(entry))
+    cost = cost_of(answer.usage, llm.prices_for(call.served_by))
     extra = {} if answer.usage_reported else {"usage_estimated": True}
     content = answer.content or _tool_calls_text(answer.response)
     done = call.record(status=Request.Status.SUCCESS, content=content, usage=answer.usage, cost=cost, extra=extra)
     await _save(call, admission, cost, answer.usage.total)
+    if ttl:
+        u = answer.usage
+        stored = {
+            "content": content,
+            "usage": [u.prompt, u.completion, u.cached, u.reasoning],
+            "response": llm.response_dump(answer.response),
+        }
+        await cache_put(key, stored, ttl)
     return Completion(**{**done.__dict__, "content": answer.content, "response": answer.response})
 
 
@@ -275,10 +324,16 @@ def _tool_calls_text(response: Any) -> str:
 
 
 async def simple_llm_call_async(
-    prompt: str, *, model: str | None = None, caller: Caller = ANONYMOUS, endpoint: str = "python"
+    prompt: str,
+    *,
+    model: str | None = None,
+    caller: Caller = ANONYMOUS,
+    endpoint: str = "python",
+    cache: bool | None = None,
 ) -> Completion:
     """One prompt in, one answer out; recorded like every other call."""
-    return await llm_completion([{"role": "user", "content": prompt}], model=model, caller=caller, endpoint=endpoint)
+    messages = [{"role": "user", "content": prompt}]
+    return await llm_completion(messages, model=model, caller=caller, endpoint=endpoint, cache=cache)
 
 
 async def llm_stream(
