@@ -23,12 +23,14 @@ def upstream():
 @pytest.fixture(autouse=True)
 def gateway_settings(settings, upstream):
     """Every test talks to the local upstream through litellm's real HTTP path."""
+    from chat.limits import limits_reset
     from chat.services.keys import caller_cache_clear
 
     settings.OPENAI_API_KEY = PROVIDER_KEY
     settings.OPENAI_API_BASE = upstream.url
     settings.DEMO_MODEL = "on"
     caller_cache_clear()
+    limits_reset()  # rate-limit and spend counters outlive a test's rolled-back rows
     yield settings
     caller_cache_clear()
 

@@ -11,13 +11,15 @@ from datetime import datetime
 from decimal import Decimal
 
 from django.utils import timezone
+from django.views.decorators.debug import sensitive_variables
 
-from chat.models import ApiKey, Application
+from chat.models import ApiKey, Application, Period
 
 KEY_PREFIX = "gw_"
 # Anything else in an Authorization header is refused before the database is asked.
-KEY_FORMAT = re.compile(r"^gw_[A-Za-z0-9_-]{20,100}$")
+KEY_FORMAT = re.compile(r"gw_[A-Za-z0-9_-]{20,100}")  # matched whole, with fullmatch
 CACHE_SECONDS = 10.0
+CACHE_MAX_ENTRIES = 10_000  # unknown keys are cached too: whoever sprays guesses must not grow it without end
 LAST_USED_EVERY_SECONDS = 60.0
 
 
@@ -45,10 +47,12 @@ class Caller:
         return Caller(**{**self.__dict__, "user_id": user_id})
 
 
+@sensitive_variables("raw")
 def key_hash(raw: str) -> str:
     return hashlib.sha256(raw.encode()).hexdigest()
 
 
+@sensitive_variables("raw")
 def key_create(
     *,
     application: Application,
@@ -61,27 +65,46 @@ def key_create(
     tpm: int | None = None,
 ) -> tuple[ApiKey, str]:
     """Create a key and return it with its plain text, which is never stored and shown only now."""
-    raw = KEY_PREFIX + secrets.token_urlsafe(32)
-    key = ApiKey.objects.create(
+    if budget_period not in Period.values:
+        raise ValueError(f"budget_period must be one of {', '.join(Period.values)}")
+    if budget_usd is not None and budget_usd < 0:
+        raise ValueError("budget_usd must not be negative")
+    key = ApiKey(
         application=application,
         name=name,
         user_id=user_id,
-        prefix=raw[:11],
-        hashed=key_hash(raw),
         expires_at=expires_at,
         budget_usd=budget_usd,
         budget_period=budget_period,
         rpm=rpm,
         tpm=tpm,
     )
+    raw = key_issue(key=key)
     return key, raw
 
 
+@sensitive_variables("raw")
+def key_issue(*, key: ApiKey) -> str:
+    """Give an unsaved key its secret, save it, and return the plain text (the admin's add form uses this)."""
+    raw = KEY_PREFIX + secrets.token_urlsafe(32)
+    key.prefix = raw[:11]
+    key.hashed = key_hash(raw)
+    key.save(force_insert=True)
+    return raw
+
+
 def key_revoke(*, key: ApiKey) -> ApiKey:
-    key.revoked_at = timezone.now()
-    key.save(update_fields=["revoked_at"])
-    _cache.pop(key.hashed, None)
+    """Refuse the key from now on (in other processes within CACHE_SECONDS)."""
+    if key.revoked_at is None:
+        key.revoked_at = timezone.now()
+        key.save(update_fields=["revoked_at"])
+    key_forget(key=key)
     return key
+
+
+def key_forget(*, key: ApiKey) -> None:
+    """Drop this process's cached snapshot of a key, after its limits or status changed."""
+    _cache.pop(key.hashed, None)
 
 
 # hash -> (expires at, Caller or None); per process, so a revocation reaches other processes within CACHE_SECONDS.
@@ -94,9 +117,10 @@ def caller_cache_clear() -> None:
     _last_used_written.clear()
 
 
+@sensitive_variables("raw")
 async def acaller_from_key(raw: str) -> Caller | None:
     """`caller_from_key` for async code: no thread is used while the key's snapshot is cached."""
-    if not KEY_FORMAT.match(raw):
+    if not KEY_FORMAT.fullmatch(raw):
         return None
     hit = _cache.get(key_hash(raw))
     now = time.monotonic()
@@ -115,9 +139,10 @@ def _valid(caller: Caller | None) -> Caller | None:
     return caller
 
 
+@sensitive_variables("raw")
 def caller_from_key(raw: str) -> Caller | None:
     """The caller a usable key stands for, or None. Uses the ORM: call from a thread."""
-    if not KEY_FORMAT.match(raw):
+    if not KEY_FORMAT.fullmatch(raw):
         return None
     digest = key_hash(raw)
     now = time.monotonic()
@@ -127,6 +152,8 @@ def caller_from_key(raw: str) -> Caller | None:
     else:
         key = ApiKey.objects.select_related("application").filter(hashed=digest).first()
         caller = _snapshot(key) if key and key.revoked_at is None and key.application.is_active else None
+        if len(_cache) >= CACHE_MAX_ENTRIES:
+            _cache.clear()
         _cache[digest] = (now + CACHE_SECONDS, caller)
     if _valid(caller) is None:
         return None
