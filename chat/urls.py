@@ -2,10 +2,13 @@ from __future__ import annotations
 
 from django.urls import path
 
-from chat import views
+from chat import pages, views
 from chat import views_openai as openai_api
 
 urlpatterns = [
+    path("", pages.chat_page, name="chat-page"),
+    path("login", pages.login_page, name="login"),
+    path("logout", pages.logout_page, name="logout"),
     path("api/chat", views.ApiChatView.as_view(), name="api-chat"),
     path("api/models", views.ModelsView.as_view(), name="api-models"),
     path("llm/simple", views.SimpleView.as_view(), name="llm-simple"),
