@@ -81,7 +81,10 @@ TEMPLATES = [
 ]
 
 # --- Database and cache -----------------------------------------------------------------
-DATABASES = {"default": env.db("DATABASE_URL", default=f"sqlite:///{BASE_DIR / 'db.sqlite3'}")}
+# An empty DATABASE_URL (as .env.example has it) means the default too.
+DATABASES = {
+    "default": environ.Env.db_url_config(env.str("DATABASE_URL", default="") or f"sqlite:///{BASE_DIR / 'db.sqlite3'}")
+}
 if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
     # WAL lets readers work while a row is written; IMMEDIATE avoids lock-upgrade deadlocks.
     DATABASES["default"].setdefault("OPTIONS", {}).update(
@@ -162,7 +165,8 @@ GATEWAY_ALLOW_ANONYMOUS = env.bool("GATEWAY_ALLOW_ANONYMOUS", default=False)
 # Prompts and answers kept in rows and logs: full, redacted (emails, numbers, secrets masked) or none.
 LLM_STORE_CONTENT = env.str("LLM_STORE_CONTENT", default="full")
 # One JSON file per call; empty disables.
-LLM_LOG_DIR = env.str("LLM_LOG_DIR", default=str(BASE_DIR / "logs" / "llm"))
+_log_dir = env.str("LLM_LOG_DIR", default="logs/llm")
+LLM_LOG_DIR = str(BASE_DIR / _log_dir) if _log_dir else ""  # relative paths are from the project folder
 LLM_TIMEOUT_SECONDS = env.float("LLM_TIMEOUT_SECONDS", default=120.0)
 LLM_MAX_RETRIES = env.int("LLM_MAX_RETRIES", default=2)
 LLM_DEFAULT_MODEL = env.str("LLM_DEFAULT_MODEL", default="")
