@@ -37,9 +37,11 @@ def _expiry(text: str) -> datetime:
     """`30d` (days from now), a date (the end of that day) or an ISO date and time."""
     if text.endswith("d") and text[:-1].isdigit():
         return timezone.now() + timedelta(days=int(text[:-1]))
-    moment = parse_datetime(text)
-    if moment is None and (day := parse_date(text)) is not None:
-        moment = datetime.combine(day + timedelta(days=1), time.min)
+    try:
+        day = parse_date(text) if len(text) == 10 else None
+        moment = datetime.combine(day + timedelta(days=1), time.min) if day else parse_datetime(text)
+    except ValueError:  # well formed but impossible, like 2026-02-30
+        moment = None
     if moment is None:
         raise CommandError(f"--expires '{text}' is not a date (2026-12-31), a date and time, or days (30d).")
     if timezone.is_naive(moment):
