@@ -1,0 +1,290 @@
+"""Usage figures, computed in the database: totals, breakdowns, series, percentiles, pages of requests.
+
+Whole local days that are already rolled up are read from the rollups (`usage.models`), the
+rest of the period (today, a partial first or last day) from the Request rows; the two are
+summed per group, so every figure equals the sum over the rows. Percentiles need the rows
+themselves: PostgreSQL's percentile_cont, or on SQLite one ordered LIMIT/OFFSET query per group.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field, fields, replace
+from datetime import date, datetime
+from decimal import Decimal
+from functools import reduce
+from operator import or_
+
+from django.db import connection
+from django.db.models import Count, Q, QuerySet, Sum
+from django.db.models.functions import TruncDate, TruncHour
+from django.utils import timezone
+
+from chat.models import Request
+from usage.models import ModelDay, RollupState, UserDay
+from usage.periods import cost_from_units, days_between, hours_between, percentile_cont, percentile_position, ratio
+from usage.periods import split_period as _split_period
+from usage.rollups import cost_units, rollup_refresh
+
+GROUPS = ("model", "application_id", "user_id")
+ORDERS = ("cost", "requests", "tokens")
+PERCENTILES = (0.5, 0.95)
+
+
+@dataclass(frozen=True)
+class UsageFilter:
+    """Which rows a figure covers: [since, until) and optional exact matches."""
+
+    since: datetime
+    until: datetime
+    user_id: str | None = None
+    application_id: str | None = None
+    model: str | None = None
+    status: str | None = None
+    rolled_until: date | None = field(default=None, compare=False)  # set by `usage_filter`
+
+    def dimensions(self) -> dict[str, str]:
+        return {k: v for k in ("user_id", "application_id", "model", "status") if (v := getattr(self, k)) is not None}
+
+
+def usage_filter(
+    *,
+    since: datetime,
+    until: datetime,
+    user_id: str | None = None,
+    application_id: str | None = None,
+    model: str | None = None,
+    status: str | None = None,
+) -> UsageFilter:
+    """A filter ready for the selectors: brings the rollups up to date and notes how far they reach."""
+    rollup_refresh()
+    state = RollupState.objects.first()
+    zone = timezone.get_default_timezone_name()
+    rolled = state.rolled_until if state is not None and state.time_zone == zone else None
+    return UsageFilter(
+        since=since,
+        until=until,
+        user_id=user_id,
+        application_id=application_id,
+        model=model,
+        status=status,
+        rolled_until=rolled,
+    )
+
+
+@dataclass
+class Figures:
+    """Summed figures of a set of requests."""
+
+    requests: int = 0
+    errors: int = 0
+    cancelled: int = 0
+    prompt_tokens: int = 0
+    completion_tokens: int = 0
+    total_tokens: int = 0
+    cost_units: int = 0
+    latency_ms_sum: int = 0
+
+    def add(self, values: dict) -> Figures:
+        for f in fields(self):
+            setattr(self, f.name, getattr(self, f.name) + int(values.get(f.name) or 0))
+        return self
+
+    @property
+    def cost_usd(self) -> Decimal:
+        return cost_from_units(self.cost_units)
+
+    @property
+    def avg_latency_ms(self) -> float | None:
+        return round(self.latency_ms_sum / self.requests, 1) if self.requests else None
+
+    @property
+    def error_rate(self) -> float:
+        return ratio(self.errors, self.requests)
+
+    def as_dict(self) -> dict:
+        return {
+            "requests": self.requests,
+            "errors": self.errors,
+            "cancelled": self.cancelled,
+            "error_rate": self.error_rate,
+            "prompt_tokens": self.prompt_tokens,
+            "completion_tokens": self.completion_tokens,
+            "total_tokens": self.total_tokens,
+            "cost_usd": self.cost_usd,
+            "avg_latency_ms": self.avg_latency_ms,
+        }
+
+
+def _raw_aggregates() -> dict:
+    return {
+        "requests": Count("id"),
+        "errors": Count("id", filter=Q(status=Request.Status.ERROR)),
+        "cancelled": Count("id", filter=Q(status=Request.Status.CANCELLED)),
+        "prompt_tokens": Sum("prompt_tokens"),
+        "completion_tokens": Sum("completion_tokens"),
+        "total_tokens": Sum("total_tokens"),
+        "cost_units": cost_units(),
+        "latency_ms_sum": Sum("latency_ms"),
+    }
+
+
+def _rolled_aggregates() -> dict:
+    return {
+        "requests": Sum("requests"),
+        "errors": Sum("requests", filter=Q(status=Request.Status.ERROR)),
+        "cancelled": Sum("requests", filter=Q(status=Request.Status.CANCELLED)),
+        **{name: Sum(name) for name in ("prompt_tokens", "completion_tokens", "total_tokens")},
+        "cost_units": Sum("cost_units"),
+        "latency_ms_sum": Sum("latency_ms_sum"),
+    }
+
+
+def requests_in(f: UsageFilter) -> QuerySet[Request]:
+    """Every Request row the filter covers."""
+    return Request.objects.filter(created_at__gte=f.since, created_at__lt=f.until, **f.dimensions())
+
+
+def _sources(f: UsageFilter, *, by_user: bool) -> tuple[QuerySet | None, QuerySet | None]:
+    """The rollup rows of the whole rolled days, and the Request rows of the rest of the period."""
+    zone = timezone.get_default_timezone()
+    span, ranges = _split_period(f.since, f.until, f.rolled_until, zone)
+    rolled = raw = None
+    if span is not None:
+        table = UserDay if by_user or f.user_id is not None else ModelDay
+        rolled = table.objects.filter(day__gte=span[0], day__lt=span[1], **f.dimensions()).order_by()
+    if ranges:
+        within = reduce(or_, (Q(created_at__gte=a, created_at__lt=b) for a, b in ranges))
+        raw = Request.objects.filter(within, **f.dimensions()).order_by()
+    return rolled, raw
+
+
+def _collect(f: UsageFilter, *, rolled_keys: dict, raw_keys: dict, by_user: bool = False) -> dict[tuple, Figures]:
+    """Figures per group, summed over the rollups and the raw rows; keys map a name to a field or expression."""
+    rolled, raw = _sources(f, by_user=by_user)
+    out: dict[tuple, Figures] = {}
+    for queryset, keys, aggregates in ((rolled, rolled_keys, _rolled_aggregates()), (raw, raw_keys, _raw_aggregates())):
+        if queryset is None:
+            continue
+        expressions = {k: v for k, v in keys.items() if not isinstance(v, str)}
+        names = [k if not isinstance(v, str) else v for k, v in keys.items()]
+        if expressions:
+            queryset = queryset.annotate(**expressions)
+        # Aliased: a rollup's columns have the names of the figures they sum.
+        aliased = {f"sum_{name}": aggregate for name, aggregate in aggregates.items()}
+        rows = queryset.values(*names).annotate(**aliased) if names else [queryset.aggregate(**aliased)]
+        for row in rows:
+            key = tuple(row[n] for n in names)
+            out.setdefault(key, Figures()).add({name: row[f"sum_{name}"] for name in aggregates})
+    return out
+
+
+def usage_totals(f: UsageFilter) -> Figures:
+    """Requests, errors, tokens, cost and latency of everything the filter covers."""
+    return _collect(f, rolled_keys={}, raw_keys={}).get((), Figures())
+
+
+def usage_by(f: UsageFilter, by: str, *, order: str = "cost", limit: int | None = None) -> list[tuple[str, Figures]]:
+    """Figures per model, application or user, the largest first by cost, requests or tokens."""
+    if by not in GROUPS:
+        raise ValueError(f"by must be one of {GROUPS}")
+    if order not in ORDERS:
+        raise ValueError(f"order must be one of {ORDERS}")
+    groups = _collect(f, rolled_keys={by: by}, raw_keys={by: by}, by_user=by == "user_id")
+    sort = {
+        "cost": lambda item: (item[1].cost_units, item[1].requests),
+        "requests": lambda item: (item[1].requests, item[1].cost_units),
+        "tokens": lambda item: (item[1].total_tokens, item[1].requests),
+    }[order]
+    ranked = sorted(((key[0], figures) for key, figures in groups.items()), key=lambda i: i[0])
+    ranked.sort(key=sort, reverse=True)
+    return ranked[:limit] if limit else ranked
+
+
+def usage_distinct(f: UsageFilter, by: str) -> int:
+    """How many distinct models, applications or users the filter covers."""
+    return len(_collect(f, rolled_keys={by: by}, raw_keys={by: by}, by_user=by == "user_id"))
+
+
+def usage_series(f: UsageFilter, *, interval: str = "day") -> list[tuple[date | datetime, Figures]]:
+    """Figures per local day or hour (TIME_ZONE) over the whole period, empty buckets included."""
+    zone = timezone.get_default_timezone()
+    if interval == "day":
+        groups = _collect(f, rolled_keys={"day": "day"}, raw_keys={"bucket": TruncDate("created_at", tzinfo=zone)})
+        buckets = days_between(f.since, f.until, zone)
+    elif interval == "hour":
+        # Rollups are daily: an hourly series reads the rows (bounded by the caller's period).
+        hourly = replace(f, rolled_until=None)
+        groups = _collect(hourly, rolled_keys={}, raw_keys={"bucket": TruncHour("created_at", tzinfo=zone)})
+        buckets = hours_between(f.since, f.until, zone)
+    else:
+        raise ValueError("interval must be 'day' or 'hour'")
+    return [(bucket, groups.get((bucket,), Figures())) for bucket in buckets]
+
+
+def usage_percentiles(
+    f: UsageFilter, *, by: str | None = None, ps: tuple[float, ...] = PERCENTILES
+) -> dict[str | None, dict[float, float | None]]:
+    """Latency percentiles (ms, interpolated as percentile_cont does) overall or per group, from the rows."""
+    if by is not None and by not in GROUPS:
+        raise ValueError(f"by must be one of {GROUPS}")
+    rows = requests_in(f).order_by()
+    if connection.vendor == "postgresql":
+        return _percentiles_postgresql(rows, by, ps)
+    if by is None:
+        counts = {None: rows.count()}
+    else:
+        counts = {row[by]: row["n"] for row in rows.values(by).annotate(n=Count("id"))}
+    out: dict[str | None, dict[float, float | None]] = {}
+    for key, n in counts.items():
+        group = rows if by is None else rows.filter(**{by: key})
+        out[key] = {p: _percentile_by_offset(group, p, n) for p in ps}
+    return out
+
+
+def _percentiles_postgresql(rows: QuerySet, by: str | None, ps: tuple[float, ...]) -> dict:
+    columns = [by, "latency_ms"] if by else ["latency_ms"]
+    inner, params = rows.values(*columns).query.sql_with_params()
+    wanted = ", ".join(repr(float(p)) for p in ps)
+    key = f"s.{connection.ops.quote_name(by)}" if by else "NULL"
+    group = f" GROUP BY {key}" if by else ""
+    sql = (
+        f"SELECT {key}, percentile_cont(ARRAY[{wanted}]::float8[]) WITHIN GROUP (ORDER BY s.latency_ms), COUNT(*)"
+        f" FROM ({inner}) s{group}"
+    )
+    with connection.cursor() as cursor:
+        cursor.execute(sql, params)
+        result = cursor.fetchall()
+    out = {}
+    for key_value, values, n in result:
+        if n:
+            out[key_value] = {p: round(v, 2) for p, v in zip(ps, values, strict=True)}
+    if by is None and not out:
+        out[None] = dict.fromkeys(ps)
+    return out
+
+
+def _percentile_by_offset(rows: QuerySet, p: float, n: int) -> float | None:
+    """The p-th percentile of `n` rows with two ordered LIMIT 2 OFFSET queries' worth of work."""
+    if n == 0:
+        return None
+    low, _ = percentile_position(p, n)
+    if p <= 0.5:
+        values = list(rows.order_by("latency_ms").values_list("latency_ms", flat=True)[low : low + 2])
+        low_value, high_value = values[0], values[1] if len(values) > 1 else None
+    else:
+        # Counted from the top, SQLite's sorter keeps only the top (1 - p) of the rows, not the bottom p.
+        top = n - 1 - low
+        values = list(rows.order_by("-latency_ms").values_list("latency_ms", flat=True)[max(top - 1, 0) : top + 1])
+        low_value, high_value = (values[0], None) if top == 0 else (values[1], values[0])
+    return round(percentile_cont(p, n, low_value, high_value), 2)
+
+
+def requests_page(f: UsageFilter, *, page: int = 1, page_size: int = 20) -> tuple[list[Request], bool]:
+    """One page of the covered rows, newest first, and whether another page follows (no count)."""
+    start = (page - 1) * page_size
+    rows = list(
+        requests_in(f)
+        .defer("messages", "response", "metadata")
+        .order_by("-created_at", "-id")[start : start + page_size + 1]
+    )
+    return rows[:page_size], len(rows) > page_size
