@@ -14,6 +14,10 @@ share state:
     [[reset]]        drop the connection without an answer
     [[cut]]          stream half the answer, then drop the connection
 
+With ``fail_rate`` (``--fail-rate 0.3``) that share of unmarked calls fails at random: 500, 429,
+a 30 s wait (a timeout for the caller), a reset connection, malformed JSON or a stream cut in
+the middle. ``GET /stats`` answers the counters as JSON, for drills that run it as a process.
+
 Run it alone with ``python -m bench.upstream --port 9100 --latency-ms 50``.
 """
 
@@ -46,6 +50,7 @@ class Behaviour:
     malformed: bool = False
     reset: bool = False
     cut: bool = False
+    injected: str = ""  # the random failure fail_rate chose, if any
 
 
 @dataclass
@@ -55,6 +60,7 @@ class Stats:
     streams_finished: int = 0
     streams_aborted: int = 0
     open_streams: int = 0
+    injected: dict = field(default_factory=dict)  # random failures by kind
     last_body: dict = field(default_factory=dict)
     last_headers: dict = field(default_factory=dict)
 
@@ -84,6 +90,7 @@ def behaviour_of(text: str, fail_rate: float) -> Behaviour:
             setattr(b, name, True)
     if fail_rate and b.status == 200 and random.random() < fail_rate:
         pick = random.choice(["500", "429", "sleep", "reset", "malformed", "cut"])
+        b.injected = pick
         if pick in ("500", "429"):
             b.status = int(pick)
         elif pick == "sleep":
@@ -120,6 +127,7 @@ class Upstream:
         self.app.router.add_post("/v1/embeddings", self.embeddings)
         self.app.router.add_post("/embeddings", self.embeddings)
         self.app.router.add_get("/v1/models", self.models)
+        self.app.router.add_get("/stats", self.stats_view)
         self._loop: asyncio.AbstractEventLoop | None = None
         self._runner: web.AppRunner | None = None
         self.url = ""
@@ -132,6 +140,10 @@ class Upstream:
         messages = body.get("messages") or []
         last = text_of(messages[-1].get("content")) if messages else ""
         b = behaviour_of(last, self.fail_rate)
+        if b.injected == "cut" and not body.get("stream"):
+            b.injected = ""  # only a stream can be cut; this call is answered whole
+        if b.injected:
+            self.stats.injected[b.injected] = self.stats.injected.get(b.injected, 0) + 1
         delay = self.latency + b.sleep
         if delay:
             await asyncio.sleep(delay)
@@ -261,6 +273,10 @@ class Upstream:
                 "usage": {"prompt_tokens": tokens, "total_tokens": tokens},
             }
         )
+
+    async def stats_view(self, request: web.Request) -> web.Response:
+        counters = {k: v for k, v in self.stats.__dict__.items() if k not in ("last_body", "last_headers")}
+        return web.json_response(counters)
 
     async def models(self, request: web.Request) -> web.Response:
         return web.json_response({"object": "list", "data": [{"id": "gpt-4o-mini", "object": "model"}]})

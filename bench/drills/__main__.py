@@ -1,0 +1,73 @@
+"""`python -m bench.drills <name|all> [--calls N --concurrency C --db sqlite|postgres ...]`."""
+
+from __future__ import annotations
+
+import argparse
+import signal
+import sys
+import time
+
+from bench.drills import DRILLS, Options
+from bench.drills.harness import DrillError, Report
+
+
+class _TimeUp(Exception):
+    pass
+
+
+def _time_up(signum: int, frame: object) -> None:
+    raise _TimeUp()  # unwinds through every drill's `finally`, which ends what it started
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m bench.drills", description=__doc__)
+    parser.add_argument("drill", choices=[*DRILLS, "all"])
+    parser.add_argument("--calls", type=int, help="calls to send (each drill has its own default)")
+    parser.add_argument("--concurrency", type=int, help="calls in flight at once")
+    parser.add_argument("--db", choices=["sqlite", "postgres"], help="the database the gateway writes to")
+    parser.add_argument("--redis", help="Redis URL for counters and the cache ('' for none)")
+    parser.add_argument("--processes", type=int, help="gateway processes (scale, cache)")
+    parser.add_argument("--fail-rate", type=float, default=0.3, help="share of upstream calls that fail (faults)")
+    parser.add_argument("--outage-seconds", type=float, help="how long the database is unreachable (outage)")
+    parser.add_argument("--seed", type=int, default=1, help="seed of the drills' random choices")
+    parser.add_argument("--max-minutes", type=float, default=30, help="stop (and clean up) after this long")
+    args = parser.parse_args(argv)
+    opts = Options(
+        calls=args.calls,
+        concurrency=args.concurrency,
+        db=args.db,
+        redis=args.redis,
+        seed=args.seed,
+        fail_rate=args.fail_rate,
+        outage_seconds=args.outage_seconds,
+        processes=args.processes,
+    )
+    names = list(DRILLS) if args.drill == "all" else [args.drill]
+    signal.signal(signal.SIGALRM, _time_up)
+    signal.alarm(int(args.max_minutes * 60))
+    reports: list[tuple[str, Report | None, float]] = []
+    try:
+        for name in names:
+            started = time.monotonic()
+            try:
+                reports.append((name, DRILLS[name](opts), time.monotonic() - started))
+            except DrillError as exc:
+                print(f"!! {name} could not run: {exc}", file=sys.stderr)
+                reports.append((name, None, time.monotonic() - started))
+            print(flush=True)
+    except _TimeUp:
+        print(f"!! stopped after {args.max_minutes} minutes", file=sys.stderr)
+        return 3
+    finally:
+        signal.alarm(0)
+    print("== summary")
+    for name, report, seconds in reports:
+        verdict = (
+            "could not run" if report is None else ("kept" if report.ok else "BROKEN: " + "; ".join(report.broken))
+        )
+        print(f"  {name:<12} {seconds:7.1f} s  {verdict}")
+    return 0 if all(r is not None and r.ok for _, r, _ in reports) else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
