@@ -67,6 +67,7 @@ def chat_page(request: HttpRequest) -> HttpResponse:
         "health_url": reverse("health"),
         "login_url": f"{reverse('login')}?next={reverse('chat-page')}",
         "admin_request_url": admin_request_url(request),
+        "nil_id": NIL_ID,
     }
     return render(request, "chat/index.html", {"page": "chat", "config": config})
 

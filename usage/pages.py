@@ -94,6 +94,15 @@ def usd(value: Decimal) -> str:
     return f"${text}"
 
 
+def number(n: int) -> str:
+    """A count for a card: exact with separators below a million, then in millions or billions."""
+    if n >= 1_000_000_000:
+        return f"{n / 1_000_000_000:.2f}B"
+    if n >= 1_000_000:
+        return f"{n / 1_000_000:.2f}M"
+    return f"{n:,}"
+
+
 def duration(ms: float | None) -> str:
     if ms is None:
         return "–"
@@ -111,9 +120,9 @@ def breakdown(rows: list[tuple[str, Figures]], total: Figures) -> list[dict]:
         out.append(
             {
                 "name": name or "(none)",
-                "requests": figures.requests,
-                "errors": figures.errors,
-                "tokens": figures.total_tokens,
+                "requests": f"{figures.requests:,}",
+                "errors": f"{figures.errors:,}",
+                "tokens": f"{figures.total_tokens:,}",
                 "cost": usd(figures.cost_usd),
                 "latency": duration(figures.avg_latency_ms),
                 "share": round(share * 100, 1),
@@ -175,14 +184,14 @@ def usage_page(request: HttpRequest) -> HttpResponse:
         period = period_from({}, now)
     subject = subject_of(request)
     try:
-        number = max(1, min(int(request.GET.get("page", "1")), 10_000))
+        page_number = max(1, min(int(request.GET.get("page", "1")), 10_000))
     except ValueError:
-        number = 1
+        page_number = 1
 
     f = usage_filter(since=period.since, until=period.until, user_id=subject)
     totals = usage_totals(f)
     latency = usage_percentiles(f).get(None, {})
-    recent, more = requests_page(f, page=number, page_size=PAGE_SIZE)
+    recent, more = requests_page(f, page=page_number, page_size=PAGE_SIZE)
     is_staff = request.user.is_staff
     context = {
         "page": "usage",
@@ -199,10 +208,13 @@ def usage_page(request: HttpRequest) -> HttpResponse:
         "until_value": request.GET.get("until", "") if period.name == "custom" else "",
         "cards": {
             "total_requests": totals.requests,
+            "requests_text": number(totals.requests),
             "errors": totals.errors,
+            "errors_text": number(totals.errors),
             "total_tokens": totals.total_tokens,
-            "prompt_tokens": totals.prompt_tokens,
-            "completion_tokens": totals.completion_tokens,
+            "tokens_text": number(totals.total_tokens),
+            "prompt_text": number(totals.prompt_tokens),
+            "completion_text": number(totals.completion_tokens),
             "total_cost_usd": usd(totals.cost_usd),
             "avg_response_time": duration(totals.avg_latency_ms),
             "p95_response_time": duration(latency.get(0.95)),
@@ -210,8 +222,8 @@ def usage_page(request: HttpRequest) -> HttpResponse:
             "models_used": usage_distinct(f, "model") if totals.requests else 0,
         },
         "breakdowns": [
-            ("By application", breakdown(usage_by(f, "application_id", limit=20), totals)),
-            ("By model", breakdown(usage_by(f, "model", limit=20), totals)),
+            ("By application", "Application", breakdown(usage_by(f, "application_id", limit=20), totals)),
+            ("By model", "Model", breakdown(usage_by(f, "model", limit=20), totals)),
         ],
         "chart": {
             "interval": period.interval,
@@ -221,13 +233,14 @@ def usage_page(request: HttpRequest) -> HttpResponse:
         "recent": [
             {
                 "row": row,
+                "tokens": f"{row.total_tokens:,}",
                 "cost": usd(row.cost_usd),
                 "latency": duration(row.latency_ms),
                 "admin_url": admin_request_url(request, str(row.id)),
             }
             for row in recent
         ],
-        "older_url": page_url(request, page=number + 1) if more else None,
-        "newer_url": page_url(request, page=number - 1 if number > 2 else None) if number > 1 else None,
+        "older_url": page_url(request, page=page_number + 1) if more else None,
+        "newer_url": page_url(request, page=page_number - 1 if page_number > 2 else None) if page_number > 1 else None,
     }
     return render(request, "usage/index.html", context, status=400 if error else 200)

@@ -10,6 +10,7 @@ import os
 import re
 import shutil
 from collections.abc import Iterator
+from decimal import Decimal
 from pathlib import Path
 
 import pytest
@@ -279,6 +280,36 @@ def test_a_signed_out_session_says_so_and_keeps_the_typed_text(visit, alice, ups
     expect(page.get_by_label("Message", exact=True)).to_have_value("Is anyone there?")
     assert upstream.stats.requests == before
     assert not Request.objects.exists()
+
+
+def test_an_exhausted_budget_says_so_and_keeps_the_typed_text(visit, alice, upstream):
+    from chat.models import UserBudget
+
+    UserBudget.objects.create(user_id="alice", budget_usd=Decimal("0.000001"), budget_period="day")
+    page = visit.sign_in("alice")
+    before = upstream.stats.requests
+
+    send(page, "An expensive question", model="gpt-4o-mini")
+
+    alert = page.get_by_role("alert")
+    expect(alert).to_contain_text("Budget exceeded")
+    expect(alert).to_contain_text("Ask an administrator to raise the budget")
+    expect(page.get_by_label("Message", exact=True)).to_have_value("An expensive question")
+    assert upstream.stats.requests == before
+    assert not Request.objects.exists()
+    visit.shot("chat-budget")
+
+
+def test_the_connection_status_shows_when_the_gateway_is_unreachable(visit, alice):
+    page = visit.sign_in("alice")
+    expect(page.locator("#connection")).to_have_attribute("data-state", "ok")
+
+    page.route("**/health", lambda route: route.abort())
+    page.reload()
+
+    status = page.locator("#connection")
+    expect(status).to_have_attribute("data-state", "down")
+    expect(status).to_have_text("Gateway unreachable")
 
 
 def test_a_model_answer_is_rendered_as_text_and_never_runs_as_script(visit, alice):

@@ -50,7 +50,7 @@ def row(user_id: str, **fields) -> Request:  # type: ignore[no-untyped-def]
 
 
 def figure(html: str, name: str) -> str:
-    match = re.search(rf'data-figure="{name}">([^<]*)<', html)
+    match = re.search(rf'data-figure="{name}"[^>]*>([^<]*)<', html)
     assert match, f"no {name} card"
     return match.group(1)
 
@@ -147,7 +147,12 @@ def test_the_usage_page_shows_only_ones_own_requests(alice):
     assert figure(html, "total_cost_usd") == "$0.0025042"
     assert figure(html, "apps_used") == "2"
     assert figure(html, "models_used") == "2"
-    assert "support-bot" in html and "bob" not in html
+    assert "bob" not in html
+    by_application = html.split('id="by-1-title"')[1].split("</section>")[0]
+    assert re.search(r'<th scope="row">support-bot</th>\s*<td class="num" data-label="Requests">1</td>', by_application)
+    assert re.search(r'<th scope="row">web</th>', by_application)
+    by_model = html.split('id="by-2-title"')[1].split("</section>")[0]
+    assert re.search(r'<th scope="row">gpt-4o</th>[\s\S]*?data-label="Cost">\$0.0025</td>', by_model)
     assert "/admin/" not in html.split('id="recent-title"')[1]  # no admin links for non-staff
     assert "script-src 'self'" in response["Content-Security-Policy"]
 

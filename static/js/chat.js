@@ -196,6 +196,7 @@
     if (turn.status === "stopped") {
       meta.appendChild(text("span", "Stopped after " + duration(turn.elapsed_ms), "stopped"));
       meta.appendChild(text("span", turn.model, "model"));
+      if (turn.request_id) requestId(meta, turn.request_id);
     }
     if (turn.status === "error" && turn.error) body.appendChild(errorBox(turn));
   }
@@ -224,23 +225,26 @@
       span.title = p[2];
       meta.appendChild(span);
     });
-    if (m.request_id) {
-      var id = document.createElement(config.admin_request_url ? "a" : "span");
-      id.className = "request-id";
-      id.textContent = "id " + String(m.request_id).slice(0, 8);
-      id.title = "Request id " + m.request_id + (config.admin_request_url ? " (open in the admin)" : "");
-      id.setAttribute("data-request-id", m.request_id);
-      if (config.admin_request_url) id.href = config.admin_request_url.replace("00000000-0000-0000-0000-000000000000", m.request_id);
-      meta.appendChild(id);
-      var copy = text("button", "Copy id", "link-button copy");
-      copy.type = "button";
-      copy.setAttribute("aria-label", "Copy request id " + m.request_id);
-      copy.addEventListener("click", function () {
-        var done = function () { copy.textContent = "Copied"; setTimeout(function () { copy.textContent = "Copy id"; }, 1500); };
-        if (navigator.clipboard) navigator.clipboard.writeText(String(m.request_id)).then(done, function () {});
-      });
-      meta.appendChild(copy);
-    }
+    if (m.request_id) requestId(meta, String(m.request_id));
+  }
+
+  // The request id, linked to its admin page for staff, with a button that copies it.
+  function requestId(meta, value) {
+    var id = document.createElement(config.admin_request_url ? "a" : "span");
+    id.className = "request-id";
+    id.textContent = "id " + value.slice(0, 8);
+    id.title = "Request id " + value + (config.admin_request_url ? " (open in the admin)" : "");
+    id.setAttribute("data-request-id", value);
+    if (config.admin_request_url) id.href = config.admin_request_url.replace(config.nil_id, encodeURIComponent(value));
+    meta.appendChild(id);
+    var copy = text("button", "Copy id", "link-button copy");
+    copy.type = "button";
+    copy.setAttribute("aria-label", "Copy request id " + value);
+    copy.addEventListener("click", function () {
+      var done = function () { copy.textContent = "Copied"; setTimeout(function () { copy.textContent = "Copy id"; }, 1500); };
+      if (navigator.clipboard) navigator.clipboard.writeText(value).then(done, function () {});
+    });
+    meta.appendChild(copy);
   }
 
   function errorBox(turn) {
@@ -373,6 +377,8 @@
             fail(turn, item, response.status, data.error, response.headers.get("Retry-After"));
           });
         }
+        // Named before the first token where the gateway sends it, so a stopped answer can still be traced.
+        turn.request_id = response.headers.get("X-Request-Id") || null;
         return readEvents(response, function (event) {
           if (event.type === "delta") {
             turn.answer += event.content || "";
