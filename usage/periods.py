@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import bisect
 import math
 from datetime import UTC, date, datetime, time, timedelta, tzinfo
 from decimal import Decimal
 
 COST_PLACES = 10  # Request.cost_usd's decimal places; rollups keep cost as an integer of 1e-10 USD
+# Latency buckets in ms, each about 20% wider than the one before: bucket i is [BOUNDS[i], BOUNDS[i + 1]).
+LATENCY_BOUNDS = sorted({0, *(int(1.2**i) for i in range(75))})
 
 
 class PeriodError(ValueError):
@@ -45,22 +48,35 @@ def local_day(moment: datetime, zone: tzinfo) -> date:
 
 
 def split_period(
-    since: datetime, until: datetime, rolled_until: date | None, zone: tzinfo
+    since: datetime,
+    until: datetime,
+    rolled_until: date | None,
+    partial_until: datetime | None,
+    zone: tzinfo,
 ) -> tuple[tuple[date, date] | None, list[tuple[datetime, datetime]]]:
-    """Split [since, until) into whole rolled local days [first, end) and the raw ranges around them."""
+    """Split [since, until) into rolled local days [first, end) and the ranges to read from the rows.
+
+    Days before `rolled_until` are rolled whole; the day `rolled_until` holds the rows created before
+    `partial_until`, and counts as rolled when the period runs at least that far.
+    """
+    if since >= until:
+        return None, []
+    if rolled_until is None:
+        return None, [(since, until)]
     first = local_day(since, zone)
     if local_start(first, zone) < since:
         first += timedelta(days=1)
-    end = local_day(until, zone)
-    if rolled_until is not None:
-        end = min(end, rolled_until)
-    if rolled_until is None or first >= end:
-        return None, [(since, until)] if since < until else []
+    end = min(local_day(until, zone), rolled_until)
+    tail = local_start(end, zone)
+    if end == rolled_until and partial_until is not None and until >= partial_until and first <= rolled_until:
+        end, tail = rolled_until + timedelta(days=1), partial_until
+    if first >= end:
+        return None, [(since, until)]
     raw = []
     if since < local_start(first, zone):
         raw.append((since, local_start(first, zone)))
-    if local_start(end, zone) < until:
-        raw.append((local_start(end, zone), until))
+    if tail < until:
+        raw.append((tail, until))
     return (first, end), raw
 
 
@@ -108,6 +124,22 @@ def percentile_cont(p: float, n: int, low_value: float, high_value: float | None
     if high_value is None or fraction == 0:
         return float(low_value)
     return float(low_value) + (float(high_value) - float(low_value)) * fraction
+
+
+def latency_bucket(ms: int) -> int:
+    """The bucket of a latency: the last bound not above it."""
+    return bisect.bisect_right(LATENCY_BOUNDS, ms) - 1
+
+
+def bucket_holding(counts: list[tuple[int, int]], rank: int) -> tuple[int, int]:
+    """The bucket of `counts` ((bucket, count) in bucket order) holding the 0-based `rank`, and how many
+    rows come before it."""
+    before = 0
+    for bucket, count in counts:
+        if rank < before + count:
+            return bucket, before
+        before += count
+    raise ValueError("rank beyond the counted rows")
 
 
 def ratio(part: int, whole: int) -> float:

@@ -20,14 +20,24 @@ from django.db.models.functions import TruncDate, TruncHour
 from django.utils import timezone
 
 from chat.models import Request
-from usage.models import ModelDay, RollupState, UserDay
-from usage.periods import cost_from_units, days_between, hours_between, percentile_cont, percentile_position, ratio
+from usage.models import LatencyDay, ModelDay, UserDay
+from usage.periods import (
+    LATENCY_BOUNDS,
+    bucket_holding,
+    cost_from_units,
+    days_between,
+    hours_between,
+    percentile_cont,
+    percentile_position,
+    ratio,
+)
 from usage.periods import split_period as _split_period
-from usage.rollups import cost_units, rollup_refresh
+from usage.rollups import cost_units, latency_bucket_of, rollup_refresh
 
 GROUPS = ("model", "application_id", "user_id")
 ORDERS = ("cost", "requests", "tokens")
 PERCENTILES = (0.5, 0.95)
+MAX_UNION = 100  # models read in one percentile query (SQLite allows 500 compound SELECTs)
 
 
 @dataclass(frozen=True)
@@ -41,6 +51,7 @@ class UsageFilter:
     model: str | None = None
     status: str | None = None
     rolled_until: date | None = field(default=None, compare=False)  # set by `usage_filter`
+    partial_until: datetime | None = field(default=None, compare=False)
 
     def dimensions(self) -> dict[str, str]:
         return {k: v for k in ("user_id", "application_id", "model", "status") if (v := getattr(self, k)) is not None}
@@ -56,10 +67,7 @@ def usage_filter(
     status: str | None = None,
 ) -> UsageFilter:
     """A filter ready for the selectors: brings the rollups up to date and notes how far they reach."""
-    rollup_refresh()
-    state = RollupState.objects.first()
-    zone = timezone.get_default_timezone_name()
-    rolled = state.rolled_until if state is not None and state.time_zone == zone else None
+    state = rollup_refresh()
     return UsageFilter(
         since=since,
         until=until,
@@ -67,7 +75,8 @@ def usage_filter(
         application_id=application_id,
         model=model,
         status=status,
-        rolled_until=rolled,
+        rolled_until=state.rolled_until,
+        partial_until=state.partial_until,
     )
 
 
@@ -85,8 +94,10 @@ class Figures:
     latency_ms_sum: int = 0
 
     def add(self, values: dict) -> Figures:
-        for f in fields(self):
-            setattr(self, f.name, getattr(self, f.name) + int(values.get(f.name) or 0))
+        for name in FIGURE_NAMES:
+            value = values.get(name)
+            if value:
+                setattr(self, name, getattr(self, name) + int(value))
         return self
 
     @property
@@ -113,6 +124,9 @@ class Figures:
             "cost_usd": self.cost_usd,
             "avg_latency_ms": self.avg_latency_ms,
         }
+
+
+FIGURE_NAMES = tuple(f.name for f in fields(Figures))
 
 
 def _raw_aggregates() -> dict:
@@ -147,7 +161,7 @@ def requests_in(f: UsageFilter) -> QuerySet[Request]:
 def _sources(f: UsageFilter, *, by_user: bool) -> tuple[QuerySet | None, QuerySet | None]:
     """The rollup rows of the whole rolled days, and the Request rows of the rest of the period."""
     zone = timezone.get_default_timezone()
-    span, ranges = _split_period(f.since, f.until, f.rolled_until, zone)
+    span, ranges = _split_period(f.since, f.until, f.rolled_until, f.partial_until, zone)
     rolled = raw = None
     if span is not None:
         table = UserDay if by_user or f.user_id is not None else ModelDay
@@ -213,7 +227,7 @@ def usage_series(f: UsageFilter, *, interval: str = "day") -> list[tuple[date | 
         buckets = days_between(f.since, f.until, zone)
     elif interval == "hour":
         # Rollups are daily: an hourly series reads the rows (bounded by the caller's period).
-        hourly = replace(f, rolled_until=None)
+        hourly = replace(f, rolled_until=None, partial_until=None)
         groups = _collect(hourly, rolled_keys={}, raw_keys={"bucket": TruncHour("created_at", tzinfo=zone)})
         buckets = hours_between(f.since, f.until, zone)
     else:
@@ -230,15 +244,18 @@ def usage_percentiles(
     rows = requests_in(f).order_by()
     if connection.vendor == "postgresql":
         return _percentiles_postgresql(rows, by, ps)
-    if by is None:
-        counts = {None: rows.count()}
-    else:
-        counts = {row[by]: row["n"] for row in rows.values(by).annotate(n=Count("id"))}
-    out: dict[str | None, dict[float, float | None]] = {}
-    for key, n in counts.items():
-        group = rows if by is None else rows.filter(**{by: key})
-        out[key] = {p: _percentile_by_offset(group, p, n) for p in ps}
-    return out
+    if by == "user_id" or f.user_id is not None or f.status is not None:
+        # The latency buckets have no user or status: count, then one ordered OFFSET query per percentile.
+        if by is None:
+            counts = {None: rows.count()}
+        else:
+            counts = {row[by]: row["n"] for row in rows.values(by).annotate(n=Count("id"))}
+        out = {}
+        for key, n in counts.items():
+            group = rows if by is None else rows.filter(**{by: key})
+            out[key] = {p: _percentile_by_offset(group, p, n) for p in ps}
+        return out
+    return _percentiles_by_bucket(f, rows, by, ps)
 
 
 def _percentiles_postgresql(rows: QuerySet, by: str | None, ps: tuple[float, ...]) -> dict:
@@ -263,8 +280,73 @@ def _percentiles_postgresql(rows: QuerySet, by: str | None, ps: tuple[float, ...
     return out
 
 
+def _latency_histogram(f: UsageFilter, by: str | None) -> dict[str | None, dict[str, dict[int, int]]]:
+    """Exact row counts per group, model and latency bucket: rolled days from LatencyDay, the rest from rows."""
+    zone = timezone.get_default_timezone()
+    span, ranges = _split_period(f.since, f.until, f.rolled_until, f.partial_until, zone)
+    keys = [by, "model"] if by and by != "model" else ["model"]
+    sources = []
+    if span is not None:
+        rolled = LatencyDay.objects.filter(day__gte=span[0], day__lt=span[1], **f.dimensions()).order_by()
+        sources.append(rolled.values(*keys, "bucket").annotate(n=Sum("requests")))
+    if ranges:
+        within = reduce(or_, (Q(created_at__gte=a, created_at__lt=b) for a, b in ranges))
+        raw = Request.objects.filter(within, **f.dimensions()).order_by().annotate(bucket=latency_bucket_of())
+        sources.append(raw.values(*keys, "bucket").annotate(n=Count("id")))
+    out: dict[str | None, dict[str, dict[int, int]]] = {}
+    for source in sources:
+        for row in source:
+            group = row[by] if by else None
+            buckets = out.setdefault(group, {}).setdefault(row["model"], {})
+            buckets[row["bucket"]] = buckets.get(row["bucket"], 0) + row["n"]
+    return out
+
+
+def _percentiles_by_bucket(f: UsageFilter, rows: QuerySet, by: str | None, ps: tuple[float, ...]) -> dict:
+    """SQLite: the bucket counts say which bucket holds each percentile's rank; one ordered OFFSET query
+    then reads only that bucket's rows (per model, through the (model, created_at, latency_ms) index)."""
+    out: dict[str | None, dict[float, float | None]] = {}
+    for group, models in _latency_histogram(f, by).items():
+        counts: dict[int, int] = {}
+        for buckets in models.values():
+            for bucket, n in buckets.items():
+                counts[bucket] = counts.get(bucket, 0) + n
+        ordered = sorted((b, n) for b, n in counts.items() if n)
+        total = sum(n for _, n in ordered)
+        if not total:
+            continue
+        scope = rows if by is None or by == "model" else rows.filter(**{by: group})
+        scope = scope.filter(model=group) if by == "model" else scope
+        out[group] = {p: _percentile_in_bucket(scope, list(models), ordered, p, total) for p in ps}
+    if by is None and None not in out:
+        out[None] = dict.fromkeys(ps)
+    return out
+
+
+def _percentile_in_bucket(
+    rows: QuerySet, models: list[str], ordered: list[tuple[int, int]], p: float, n: int
+) -> float | None:
+    low, _ = percentile_position(p, n)
+    bucket, before = bucket_holding(ordered, low)
+    lower = LATENCY_BOUNDS[bucket]
+    later = [b for b, _ in ordered if b > bucket]
+    # The next value may sit in the next non-empty bucket: read up to its end.
+    upper = LATENCY_BOUNDS[later[0] + 1] if later and later[0] + 1 < len(LATENCY_BOUNDS) else None
+    parts = []
+    for model in models[:MAX_UNION]:
+        part = rows.filter(model=model, latency_ms__gte=lower)
+        parts.append((part.filter(latency_ms__lt=upper) if upper is not None else part).values_list("latency_ms"))
+    query = parts[0].union(*parts[1:], all=True) if len(parts) > 1 else parts[0]
+    values = [v for (v,) in query.order_by("latency_ms")[low - before : low - before + 2]]
+    bucket_end = LATENCY_BOUNDS[bucket + 1] if bucket + 1 < len(LATENCY_BOUNDS) else None
+    if len(models) > MAX_UNION or not values or values[0] < lower or (bucket_end and values[0] >= bucket_end):
+        # The counts and the rows disagree (a row written this instant): fall back to sorting the group.
+        return _percentile_by_offset(rows, p, rows.count())
+    return round(percentile_cont(p, n, values[0], values[1] if len(values) > 1 else None), 2)
+
+
 def _percentile_by_offset(rows: QuerySet, p: float, n: int) -> float | None:
-    """The p-th percentile of `n` rows with two ordered LIMIT 2 OFFSET queries' worth of work."""
+    """The p-th percentile of `n` rows from one ordered LIMIT 2 OFFSET query."""
     if n == 0:
         return None
     low, _ = percentile_position(p, n)

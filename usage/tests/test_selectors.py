@@ -10,7 +10,8 @@ from django.utils import timezone
 
 from chat.models import Request
 from usage import selectors
-from usage.models import DirtyDay, ModelDay, UserDay
+from usage.models import DirtyDay, LatencyDay, ModelDay, UserDay
+from usage.periods import latency_bucket
 from usage.rollups import rollup_rebuild, rollup_refresh
 from usage.tests.conftest import make_request
 
@@ -287,3 +288,29 @@ def test_a_page_of_requests_is_the_newest_first_without_counting(history):
 
     assert [r.id for r in first] == [r.id for r in rows[:10]] and more
     assert [r.id for r in last] == [r.id for r in rows[(len(rows) - 1) // 10 * 10 :]] and not no_more
+
+
+def test_the_sql_latency_bucket_matches_the_python_one(db):
+    now = timezone.now()
+    latencies = [0, 1, 9, 10, 11, 99, 100, 1469, 1470, 4387, 4388, 600_000, 10**7]
+    for latency in latencies:
+        make_request(created_at=now - timedelta(days=2), latency_ms=latency)
+
+    rollup_refresh()
+
+    buckets = dict(LatencyDay.objects.values_list("bucket", "requests"))
+    expected_buckets = defaultdict(int)
+    for latency in latencies:
+        expected_buckets[latency_bucket(latency)] += 1
+    assert buckets == expected_buckets
+
+
+def test_a_row_written_late_for_today_is_counted_on_the_next_read(db):
+    now = timezone.now()
+    make_request(created_at=now - timedelta(hours=3))
+    f = selectors.usage_filter(since=now - timedelta(days=1), until=now)
+    assert f.partial_until is not None and selectors.usage_totals(f).requests == 1
+
+    make_request(created_at=f.partial_until - timedelta(minutes=1))  # already inside today's rollup
+
+    assert selectors.usage_totals(selectors.usage_filter(since=now - timedelta(days=1), until=now)).requests == 2

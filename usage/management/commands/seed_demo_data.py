@@ -57,7 +57,7 @@ class Command(BaseCommand):
             days.append(day)
             day += timedelta(days=1)
         rollup_mark_dirty(days)
-        rolled = rollup_refresh()
+        rolled = rollup_refresh().rolled_days
         if verbose:
             self.stdout.write(
                 f"Added {written:,} rows from {start:%Y-%m-%d} to {end:%Y-%m-%d} in {inserted:.1f}s; "
