@@ -42,7 +42,8 @@ from bench.drills.harness import (
     database_create,
     database_setup,
     gateway_env,
-    gateway_start,
+    gateways_ready,
+    gateways_spawn,
     load_average,
     rows_count,
     upstream_start,
@@ -226,8 +227,9 @@ def fuzz(examples: int, modes: list[str], *, derandomize: bool = True, verbose: 
             timeout=5,
             retries=0,
         )
+        [gateway] = gateways_spawn(stack, env)
         key = database_setup(env, [("caller", ["--app", "drill-fuzz", "--create-app"])])["caller"].raw
-        gateway = gateway_start(stack, env)
+        gateways_ready([gateway])
         spec = httpx.get(gateway.url + "/api/schema/?format=json", timeout=30, trust_env=False).json()
         session = requests.Session()
         session.trust_env = False  # 127.0.0.1 only: no proxy from the environment

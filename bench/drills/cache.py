@@ -23,7 +23,8 @@ from bench.drills.harness import (
     database_setup,
     drive,
     gateway_env,
-    gateway_start,
+    gateways_ready,
+    gateways_spawn,
     load_average,
     percentile,
     reconcile,
@@ -58,8 +59,9 @@ def run(opts: Options) -> Report:
             upstream_url=upstream.url,
             redis_url=redis_url,
         )
+        gateways = gateways_spawn(stack, env, processes)
         keys = database_setup(env, [("caller", ["--app", "drill-cache", "--create-app"])])
-        gateways = [gateway_start(stack, env, label=f"gateway{n}") for n in range(processes)]
+        gateways_ready(gateways)
         run_id = uuid.uuid4().hex[:8]  # a fresh question per run: a cache left by an earlier run cannot answer
 
         def call(i: int, p: int, endpoint: str) -> Call:

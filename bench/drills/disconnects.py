@@ -23,7 +23,8 @@ from bench.drills.harness import (
     database_setup,
     drive,
     gateway_env,
-    gateway_start,
+    gateways_ready,
+    gateways_spawn,
     health,
     load_average,
     reconcile,
@@ -71,8 +72,9 @@ def run(opts: Options) -> Report:
             catalog=catalog_write(stack, upstream.url),
             upstream_url=upstream.url,
         )
+        [gateway] = gateways_spawn(stack, env)
         keys = database_setup(env, [("caller", ["--app", "drill-disconnects", "--create-app"])])
-        gateway = gateway_start(stack, env)
+        gateways_ready([gateway])
         fds_before, threads_before = _process(gateway.pid)
         calls = []
         for i in range(calls_n):

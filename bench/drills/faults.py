@@ -21,7 +21,8 @@ from bench.drills.harness import (
     database_setup,
     drive,
     gateway_env,
-    gateway_start,
+    gateways_ready,
+    gateways_spawn,
     load_average,
     reconcile,
     rows_settle,
@@ -57,8 +58,9 @@ def run(opts: Options) -> Report:
             timeout=1.5,
             retries=2,
         )
+        [gateway] = gateways_spawn(stack, env)
         keys = database_setup(env, [("caller", ["--app", "drill-faults", "--create-app"])])
-        gateway = gateway_start(stack, env)
+        gateways_ready([gateway])
         calls = []
         for i in range(calls_n):
             endpoint, stream = rng.choice(MIX)

@@ -34,7 +34,8 @@ from bench.upstream import Upstream
 ROOT = Path(__file__).resolve().parents[2]
 PYTHON = sys.executable
 HOST = "127.0.0.1"
-PG_ADMIN_URL = os.environ.get("DRILLS_PG_URL", "postgres://postgres@127.0.0.1:5432/postgres")
+# Where the drills create (and drop) their PostgreSQL databases, drills_<drill>_<pid>.
+PG_ADMIN_URL = "postgres://postgres@127.0.0.1:5432/postgres"
 REDIS_URL = os.environ.get("DRILLS_REDIS_URL", "redis://127.0.0.1:6379/10")
 PROVIDER_KEY = "sk-drill-provider-key-0123456789abcdef"
 COST_PLACES = Decimal("1e-10")  # the precision of Request.cost_usd
@@ -174,7 +175,7 @@ def database_create(stack: Stack, kind: str, drill: str) -> Database:
     import psycopg
 
     name = f"drills_{drill}_{os.getpid()}".replace("-", "_")
-    admin = PG_ADMIN_URL
+    admin = os.environ.get("DRILLS_PG_URL", PG_ADMIN_URL)
 
     def drop() -> None:
         with psycopg.connect(admin, autocommit=True, connect_timeout=10) as conn:
@@ -396,14 +397,29 @@ class Gateway:
     proc: subprocess.Popen
     url: str
     log: Path
+    label: str = "gateway"
 
     @property
     def pid(self) -> int:
         return self.proc.pid
 
 
-def gateway_start(stack: Stack, env: dict[str, str], *, label: str = "gateway", wait: float = 120.0) -> Gateway:
-    """`uvicorn gateway.asgi:application` on a free port of 127.0.0.1, once /health answers."""
+def gateways_spawn(stack: Stack, env: dict[str, str], count: int = 1) -> list[Gateway]:
+    """Start `count` gateway processes (`uvicorn gateway.asgi:application`) on free ports of 127.0.0.1.
+
+    They take seconds to import; a drill migrates its database meanwhile, then calls `gateways_ready`.
+    """
+    return [_gateway_spawn(stack, env, "gateway" if count == 1 else f"gateway{n}") for n in range(count)]
+
+
+def gateways_ready(gateways: list[Gateway], wait: float = 120.0) -> None:
+    """Return once every gateway answers /health; DrillError with its log if one exits or stays silent."""
+    deadline = time.monotonic() + wait
+    for gateway in gateways:
+        _gateway_wait(gateway, deadline)
+
+
+def _gateway_spawn(stack: Stack, env: dict[str, str], label: str) -> Gateway:
     port = free_port()
     log = stack.dir / f"{label}-{port}.log"
     handle = log.open("wb")
@@ -417,16 +433,19 @@ def gateway_start(stack: Stack, env: dict[str, str], *, label: str = "gateway", 
     )
     handle.close()
     stack.defer(f"{label} (pid {proc.pid})", lambda: process_end(proc))
-    gateway = Gateway(proc=proc, url=f"http://{HOST}:{port}", log=log)
-    deadline = time.monotonic() + wait
+    return Gateway(proc=proc, url=f"http://{HOST}:{port}", log=log, label=label)
+
+
+def _gateway_wait(gateway: Gateway, deadline: float) -> None:
+    proc, log, label = gateway.proc, gateway.log, gateway.label
     while True:
         if proc.poll() is not None:
             raise DrillError(f"{label} exited with {proc.returncode}:\n{tail(log)}")
         with contextlib.suppress(httpx.HTTPError):
             if httpx.get(gateway.url + "/health", timeout=2, trust_env=False).status_code in (200, 503):
-                return gateway
+                return
         if time.monotonic() > deadline:
-            raise DrillError(f"{label} did not answer /health in {wait:.0f} s:\n{tail(log)}")
+            raise DrillError(f"{label} did not answer /health in time:\n{tail(log)}")
         time.sleep(0.25)
 
 

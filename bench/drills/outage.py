@@ -35,7 +35,8 @@ from bench.drills.harness import (
     database_create,
     database_setup,
     gateway_env,
-    gateway_start,
+    gateways_ready,
+    gateways_spawn,
     health,
     load_average,
     manage,
@@ -117,8 +118,9 @@ def run(opts: Options) -> Report:
             upstream_url=upstream.url,
         )
         direct_env = {**env, "DATABASE_URL": db.url}
+        [gateway] = gateways_spawn(stack, env)
         keys = database_setup(direct_env, [("caller", ["--app", "drill-outage", "--create-app"])])
-        gateway = gateway_start(stack, env)
+        gateways_ready([gateway])
 
         def batch(start: int, count: int) -> list[Call]:
             out = []
