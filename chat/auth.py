@@ -2,12 +2,17 @@
 
 from __future__ import annotations
 
+import re
+from typing import Any
+
 from django.conf import settings
 from django.http import HttpRequest
+from django.views.debug import SafeExceptionReporterFilter
 from django.views.decorators.debug import sensitive_variables
 from rest_framework import authentication, permissions
 
 from chat.errors import Unauthorized
+from chat.redact import redact_secrets
 from chat.services.keys import Caller, caller_from_key
 
 ANONYMOUS = Caller()
@@ -88,3 +93,45 @@ class IsCaller(permissions.BasePermission):
             request.auth = ANONYMOUS
             return True
         raise unauthorized("Missing API key: send 'Authorization: Bearer <gateway key>'.")
+
+
+URL_PASSWORD = re.compile(r"(\w+://[^:/@\s]*:)[^@\s]+@")
+
+
+def _masked(text: str) -> str:
+    return URL_PASSWORD.sub(r"\1********@", redact_secrets(text))
+
+
+class _Shown:
+    """A variable as an error page shows it, with its secrets masked."""
+
+    def __init__(self, text: str) -> None:
+        self.text = text
+
+    def __repr__(self) -> str:
+        return self.text
+
+
+class SecretSafeExceptionReporterFilter(SafeExceptionReporterFilter):
+    """Error pages and reports mask keys, Authorization headers and URL passwords, with DEBUG on as well."""
+
+    def is_active(self, request: HttpRequest | None) -> bool:
+        # Django shows every variable when DEBUG is on; a key on a developer's screen has leaked all the same.
+        return True
+
+    def cleanse_setting(self, key: Any, value: Any) -> Any:
+        value = super().cleanse_setting(key, value)
+        return _masked(value) if isinstance(value, str) else value
+
+    def cleanse_special_types(self, request: HttpRequest | None, value: Any) -> Any:
+        value = super().cleanse_special_types(request, value)
+        if isinstance(value, str):
+            return _masked(value)
+        if value is None or isinstance(value, (bool, int, float)):
+            return value
+        try:
+            text = repr(value)
+        except Exception:  # noqa: BLE001 - the page shows what it can of a value whose repr fails
+            return value
+        masked = _masked(text)
+        return value if masked == text else _Shown(masked)

@@ -17,14 +17,15 @@ os.environ.setdefault("LITELLM_TELEMETRY", "False")
 
 BASE_DIR = Path(__file__).resolve().parent.parent
 env = environ.Env()
-environ.Env.read_env(BASE_DIR / ".env", overwrite=False)
+# ENV_FILE names another file (or a missing one, to read none): tests start servers with only what they set.
+environ.Env.read_env(os.environ.get("ENV_FILE", str(BASE_DIR / ".env")), overwrite=False)
 
 VERSION = "0.1.0"
 
 # --- Core -------------------------------------------------------------------------------
 DEBUG = env.bool("DEBUG", default=False)
 SECRET_KEY = env.str("SECRET_KEY", default="")
-if not SECRET_KEY:
+if not SECRET_KEY or SECRET_KEY == "change-me":  # the placeholder of .env.example is no secret either
     if not DEBUG:
         from django.core.exceptions import ImproperlyConfigured
 
@@ -133,6 +134,8 @@ SECURE_SSL_REDIRECT = env.bool("SECURE_SSL_REDIRECT", default=False)
 SESSION_COOKIE_SECURE = CSRF_COOKIE_SECURE = env.bool("SECURE_COOKIES", default=SECURE_SSL_REDIRECT)
 SECURE_HSTS_SECONDS = env.int("SECURE_HSTS_SECONDS", default=0)
 SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https") if env.bool("BEHIND_TLS_PROXY", default=False) else None
+# Error pages and reports mask gateway keys, Authorization headers and URL passwords, DEBUG or not.
+DEFAULT_EXCEPTION_REPORTER_FILTER = "chat.auth.SecretSafeExceptionReporterFilter"
 
 # --- REST framework ---------------------------------------------------------------------
 REST_FRAMEWORK = {

@@ -122,7 +122,8 @@ async def acaller_from_key(raw: str) -> Caller | None:
     """`caller_from_key` for async code: no thread is used while the key's snapshot is cached."""
     if not KEY_FORMAT.fullmatch(raw):
         return None
-    hit = _cache.get(key_hash(raw))
+    digest = key_hash(raw)
+    hit = _cache.get(digest)
     now = time.monotonic()
     if hit and hit[0] > now:
         caller = hit[1]
@@ -130,7 +131,8 @@ async def acaller_from_key(raw: str) -> Caller | None:
             return _valid(caller)
     from chat.db import run_db
 
-    return await run_db(caller_from_key, raw)
+    # Only the hash goes to the thread: its frames never hold the key (error reports show their variables).
+    return await run_db(caller_from_hash, digest)
 
 
 def _valid(caller: Caller | None) -> Caller | None:
@@ -144,7 +146,11 @@ def caller_from_key(raw: str) -> Caller | None:
     """The caller a usable key stands for, or None. Uses the ORM: call from a thread."""
     if not KEY_FORMAT.fullmatch(raw):
         return None
-    digest = key_hash(raw)
+    return caller_from_hash(key_hash(raw))
+
+
+def caller_from_hash(digest: str) -> Caller | None:
+    """The caller of the usable key with this SHA-256, or None; cached per process for CACHE_SECONDS."""
     now = time.monotonic()
     hit = _cache.get(digest)
     if hit and hit[0] > now:
