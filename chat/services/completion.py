@@ -315,6 +315,12 @@ async def llm_completion(
     return Completion(**{**done.__dict__, "content": answer.content, "response": answer.response})
 
 
+def _has_tool_call(chunk: Any) -> bool:
+    choices = getattr(chunk, "choices", None)
+    delta = getattr(choices[0], "delta", None) if choices else None
+    return bool(delta and (getattr(delta, "tool_calls", None) or getattr(delta, "function_call", None)))
+
+
 def _tool_calls_text(response: Any) -> str:
     try:
         calls = response.choices[0].message.tool_calls or []
@@ -381,6 +387,7 @@ async def _stream(
     parts: list[str] = []
     usage: Usage | None = None
     ttft_ms: int | None = None
+    answered = False  # whether the provider sent anything at all: text, a tool call or usage
 
     def finish(status: str, error: GatewayError | None = None) -> tuple[Completion, Decimal, Usage]:
         text = "".join(parts)
@@ -413,7 +420,14 @@ async def _stream(
                     if ttft_ms is None:
                         ttft_ms = call.elapsed_ms()
                     parts.append(text)
+                answered = answered or bool(text) or reported is not None or _has_tool_call(chunk)
                 yield chunk
+        if not answered:
+            # A body that is not a stream (malformed) still ends in litellm's empty "stop" chunk: no answer came.
+            raise ProviderError(
+                "The provider's stream carried no answer: no text, tool call or usage.",
+                details={"provider_error": "EmptyStream"},
+            )
     except GatewayError as error:
         _, cost, final = finish(Request.Status.ERROR, error)
         await _save(call, admission, cost, final.total)

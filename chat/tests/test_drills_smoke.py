@@ -7,10 +7,15 @@ every promise it checks held. Full sizes and figures: docs/drills.md.
 
 from __future__ import annotations
 
+import json
+
+import httpx
 import pytest
 from django.conf import settings
 
 from bench.drills import DRILLS, Options
+from chat.models import Request
+from chat.tests.live import live, live_gateway  # noqa: F401
 
 
 @pytest.fixture
@@ -61,3 +66,18 @@ def test_repeated_deterministic_requests_are_cache_hits_at_zero_cost(suite_backe
 
     assert report.figures["hits"] == 18
     assert report.figures["upstream_calls"] == 2
+
+
+# Found by the faults drill: a provider answering a stream request with a body that is not a stream.
+
+
+@pytest.mark.parametrize("endpoint", ["/llm/chat", "/v1/chat/completions"])
+def test_a_stream_that_carries_no_answer_is_an_error_row_not_an_empty_success(live, owner_key, endpoint):  # noqa: F811
+    body = {"model": "gpt-4o-mini", "messages": [{"role": "user", "content": "hi [[malformed]]"}], "stream": True}
+
+    response = httpx.post(live + endpoint, json=body, headers={"Authorization": f"Bearer {owner_key}"}, timeout=30)
+
+    frames = [f.removeprefix("data: ") for f in response.text.split("\n\n") if f and f != "data: [DONE]"]
+    assert json.loads(frames[-1])["error"]["code"] == "provider_error"
+    row = Request.objects.get()
+    assert (row.status, row.http_status, row.error_type, row.response) == ("error", 502, "EmptyStream", "")
