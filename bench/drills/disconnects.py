@@ -33,8 +33,11 @@ from bench.drills.harness import (
 )
 from bench.drills.options import Options
 
-CHUNKS = 40
-CHUNK_DELAY = 0.05  # a stream lasts about 2 s, so a hang-up always lands in its middle
+CHUNK_DELAY = 0.05
+# A stream the client will hang up on lasts 20 s, so that an upstream stream which finishes is one the gateway
+# never closed (a slow gateway still hangs up long before); one read to the end lasts 1 s.
+CHUNKS_HUNG_UP = 400
+CHUNKS_READ = 20
 HANG_UP_SHARE = 0.75
 
 
@@ -60,7 +63,8 @@ def run(opts: Options) -> Report:
     rng = random.Random(opts.seed)
     report.say(
         f"== disconnects: {calls_n} streams at concurrency {concurrency}, {HANG_UP_SHARE:.0%} hang up after "
-        f"1-10 events; database {kind}; load {load_average()}"
+        f"1-10 events of a 20 s stream, the others read a 1 s stream to the end; database {kind}; "
+        f"load {load_average()}"
     )
     with Stack("disconnects") as stack:
         upstream = upstream_start(stack)
@@ -79,9 +83,10 @@ def run(opts: Options) -> Report:
         calls = []
         for i in range(calls_n):
             endpoint = rng.choice(["/llm/chat", "/v1/chat/completions"])
-            text = f"drill call {i} [[chunks:{CHUNKS}]] [[chunk_delay:{CHUNK_DELAY}]]"
-            body = chat_body(endpoint, model="drill-primary", text=text, index=i, stream=True)
             hang_up = rng.randint(1, 10) if rng.random() < HANG_UP_SHARE else None
+            chunks = CHUNKS_READ if hang_up is None else CHUNKS_HUNG_UP
+            text = f"drill call {i} [[chunks:{chunks}]] [[chunk_delay:{CHUNK_DELAY}]]"
+            body = chat_body(endpoint, model="drill-primary", text=text, index=i, stream=True)
             calls.append(Call(i, gateway.url, endpoint, keys["caller"].raw, body, stream=True, hang_up_after=hang_up))
         outcomes = asyncio.run(drive(calls, concurrency=concurrency, timeout=60, deadline=600))
         hung_up = sum(1 for o in outcomes if o.result == "hung-up")

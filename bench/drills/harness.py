@@ -204,6 +204,7 @@ class Row:
     endpoint: str
     application_id: str
     metadata: dict
+    latency_ms: int = 0
 
     @property
     def call(self) -> int | None:
@@ -214,10 +215,10 @@ class Row:
 def rows_read(db: Database) -> list[Row]:
     found = db.query(
         "SELECT id, status, http_status, error_type, cost_usd, cache_hit, key_id, streamed, endpoint, "
-        "application_id, metadata FROM chat_request"
+        "application_id, metadata, latency_ms FROM chat_request"
     )
     rows = []
-    for rid, status, http, etype, cost, hit, key_id, streamed, endpoint, app, meta in found:
+    for rid, status, http, etype, cost, hit, key_id, streamed, endpoint, app, meta, latency in found:
         if isinstance(meta, str):
             meta = json.loads(meta)
         rows.append(
@@ -233,6 +234,7 @@ def rows_read(db: Database) -> list[Row]:
                 endpoint=endpoint,
                 application_id=app,
                 metadata=meta or {},
+                latency_ms=int(latency or 0),
             )
         )
     return rows
