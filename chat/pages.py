@@ -6,6 +6,7 @@ import functools
 import uuid
 from collections.abc import Callable
 
+from django.conf import settings
 from django.contrib.auth import views as auth_views
 from django.contrib.auth.decorators import login_required
 from django.http import HttpRequest, HttpResponse
@@ -62,6 +63,7 @@ def chat_page(request: HttpRequest) -> HttpResponse:
     config = {
         "user": request.user.get_username(),
         "csrf_token": get_token(request),
+        "csrf_cookie": settings.CSRF_COOKIE_NAME,
         "chat_url": reverse("llm-chat"),
         "models_url": reverse("api-models"),
         "health_url": reverse("health"),

@@ -62,6 +62,8 @@ def browser() -> Iterator[Browser]:
     previous = os.environ.get("DJANGO_ALLOW_ASYNC_UNSAFE")
     os.environ["DJANGO_ALLOW_ASYNC_UNSAFE"] = "true"
     ARTIFACTS.mkdir(parents=True, exist_ok=True)
+    for old in ARTIFACTS.glob("*.png"):  # only this run's pictures
+        old.unlink()
     playwright = sync_playwright().start()
     try:
         chromium = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_FLAGS)
@@ -102,10 +104,12 @@ class Visit:
         self.page.on("request", lambda r: self.requested.append(r.url))
         self.page.on("pageerror", lambda e: self.errors.append(str(e)))
 
-    def sign_in(self, username: str, path: str = "/") -> Page:
+    def sign_in(self, username: str, path: str = "/", shot: str | None = None) -> Page:
         page = self.page
         page.goto(self.base + path)
         expect(page).to_have_url(re.compile(r"/login\?next="))
+        if shot:
+            self.shot(shot)
         page.get_by_label("Username", exact=True).fill(username)
         page.get_by_label("Password", exact=True).fill(PASSWORD)
         page.get_by_role("button", name="Sign in").click()
@@ -143,8 +147,7 @@ def last_answer(page: Page):  # type: ignore[no-untyped-def]
 
 
 def test_a_person_signs_in_sends_a_message_and_watches_it_stream_with_its_cost_line(visit, alice, upstream):
-    page = visit.sign_in("alice")
-    visit.shot("login-done")
+    page = visit.sign_in("alice", shot="login")
     expect(page.locator("#connection")).to_have_text("Gateway and database up")
     option = page.get_by_label("Model", exact=True).locator("optgroup[label=openai] option[value='gpt-4o-mini']")
     expect(option).to_contain_text("$0.15 in · $0.60 out")
@@ -197,7 +200,7 @@ def test_the_page_reads_well_in_dark_and_at_phone_width(browser, live, alice):  
         viewport = options.pop("viewport", DESKTOP)
         tab = Visit(browser, live, **options)
         tab.page.set_viewport_size(viewport)
-        page = tab.sign_in("alice")
+        page = tab.sign_in("alice", shot=name.replace("chat", "login"))
         send(page, "Show me **bold**, `code` and a list:\n\n- one\n- two", model="offline-demo")
         expect(last_answer(page)).to_have_attribute("data-status", "done")
         width = page.evaluate("document.documentElement.scrollWidth")
@@ -245,6 +248,41 @@ def test_escape_stops_a_stream_from_the_keyboard(visit, alice):
     expect(prompt).to_be_focused()
 
 
+FOCUSED_NAME = """() => {
+    const el = document.activeElement;
+    return el.getAttribute("aria-label") || (el.labels && el.labels[0] && el.labels[0].textContent) || el.textContent;
+}"""
+FOCUS_RING = """() => {
+    const style = getComputedStyle(document.activeElement);
+    return style.outlineStyle !== "none" || style.boxShadow !== "none";
+}"""
+
+
+def test_the_chat_is_usable_with_the_keyboard_alone(visit, alice):
+    page = visit.sign_in("alice")
+    prompt = page.get_by_label("Message", exact=True)
+    expect(prompt).to_be_focused()
+
+    # Back through the conversation and the settings to the model picker, each with a visible focus ring.
+    for name in ("Conversation", "New conversation", "Application", "Model"):
+        page.keyboard.press("Shift+Tab")
+        focused = page.evaluate(FOCUSED_NAME)
+        assert focused.strip() == name, f"expected {name}, focus is on {focused!r}"
+        assert page.evaluate(FOCUS_RING), f"{name} shows no focus ring"
+    for _ in range(4):
+        page.keyboard.press("Tab")
+    expect(prompt).to_be_focused()
+
+    page.keyboard.type("Typed, not clicked")
+    page.keyboard.press("Shift+Enter")
+    page.keyboard.type("on two lines")
+    page.keyboard.press("Enter")
+
+    expect(page.locator(".message-user .message-text").last).to_have_text("Typed, not clicked\non two lines")
+    expect(last_answer(page)).to_have_attribute("data-status", "done")
+    expect(prompt).to_be_focused()
+
+
 def test_a_provider_failure_says_so_and_keeps_the_typed_text(visit, alice):
     page = visit.sign_in("alice")
     question = "Please answer [[status:500]]"
@@ -280,6 +318,19 @@ def test_a_signed_out_session_says_so_and_keeps_the_typed_text(visit, alice, ups
     expect(page.get_by_label("Message", exact=True)).to_have_value("Is anyone there?")
     assert upstream.stats.requests == before
     assert not Request.objects.exists()
+
+    # Signing in again in the tab the link opens lets this page send the kept question as it is.
+    with visit.context.expect_page() as opened:
+        alert.get_by_role("link", name=re.compile("Sign in again")).click()
+    login = opened.value
+    login.get_by_label("Username", exact=True).fill("alice")
+    login.get_by_label("Password", exact=True).fill(PASSWORD)
+    login.get_by_role("button", name="Sign in").click()
+    expect(login).to_have_url(visit.base + "/")
+    login.close()
+    page.get_by_role("button", name="Try again").click()
+    expect(last_answer(page)).to_have_attribute("data-status", "done")
+    assert wait_for(lambda: Request.objects.filter(status="success", user_id="alice").exists())
 
 
 def test_an_exhausted_budget_says_so_and_keeps_the_typed_text(visit, alice, upstream):
@@ -328,6 +379,48 @@ def test_a_model_answer_is_rendered_as_text_and_never_runs_as_script(visit, alic
     assert page.evaluate("window.pwned") is None
     csp = page.request.get(visit.base + "/").headers["content-security-policy"]
     assert "script-src 'self'" in csp
+
+
+RENDER = """(text) => {
+    const box = document.createElement("div");
+    box.appendChild(window.GatewayMarkdown.render(text));
+    return box.innerHTML;
+}"""
+
+
+FORMATTING = [
+    ("plain <b>tags</b> & stuff", "<p>plain &lt;b&gt;tags&lt;/b&gt; &amp; stuff</p>"),
+    ("**bold** and *it* and `a<b>`", "<p><strong>bold</strong> and <em>it</em> and <code>a&lt;b&gt;</code></p>"),
+    ("snake_case_name stays", "<p>snake_case_name stays</p>"),
+    (
+        "```js\n<script>x()</script>\n```",
+        '<pre><code data-language="js">&lt;script&gt;x()&lt;/script&gt;</code></pre>',
+    ),
+    ("- one\n- two", "<ul><li>one</li><li>two</li></ul>"),
+    ("3. three\n4. four", '<ol start="3"><li>three</li><li>four</li></ol>'),
+    ("# Title", "<h3>Title</h3>"),
+    ("> quoted", "<blockquote><p>quoted</p></blockquote>"),
+    ("line one\nline two", "<p>line one<br>line two</p>"),
+    (
+        "[docs](https://example.com/a?b=1)",
+        '<p><a href="https://example.com/a?b=1" rel="noopener noreferrer nofollow" target="_blank">docs</a></p>',
+    ),
+    ("[x](javascript:alert(1)) [y](data:text/html,hi)", "<p>[x](javascript:alert(1)) [y](data:text/html,hi)</p>"),
+    (
+        '[q](https://a.example/"onmouseover="x)',
+        '<p><a href="https://a.example/&quot;onmouseover=&quot;x" rel="noopener noreferrer nofollow" target="_blank">'
+        "q</a></p>",
+    ),
+    ("```\nstill streaming", "<pre><code>still streaming</code></pre>"),
+]
+
+
+def test_the_answer_formatting_is_markdown_like_and_escapes_everything_else(visit, alice):
+    page = visit.sign_in("alice")
+
+    rendered = [(text, page.evaluate(RENDER, text)) for text, _ in FORMATTING]
+
+    assert rendered == [(text, html) for text, html in FORMATTING]
 
 
 def test_the_usage_page_counts_the_request_just_made(visit, alice):

@@ -308,6 +308,13 @@
 
   // --- Sending and streaming -----------------------------------------------------------------------
 
+  // The current token from the cookie: signing in again in another tab replaces it, and this tab follows.
+  function csrfToken() {
+    var prefix = config.csrf_cookie + "=";
+    var found = document.cookie.split(/;\s*/).filter(function (c) { return c.indexOf(prefix) === 0; })[0];
+    return found ? decodeURIComponent(found.slice(prefix.length)) : config.csrf_token;
+  }
+
   function setBusy(busy) {
     sendButton.disabled = busy;
     stopButton.hidden = !busy;
@@ -367,7 +374,7 @@
     fetch(config.chat_url, {
       method: "POST",
       credentials: "same-origin",
-      headers: { "Content-Type": "application/json", Accept: "text/event-stream", "X-CSRFToken": config.csrf_token },
+      headers: { "Content-Type": "application/json", Accept: "text/event-stream", "X-CSRFToken": csrfToken() },
       body: JSON.stringify(body),
       signal: controller.signal,
     })
