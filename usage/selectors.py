@@ -370,3 +370,20 @@ def requests_page(f: UsageFilter, *, page: int = 1, page_size: int = 20) -> tupl
         .order_by("-created_at", "-id")[start : start + page_size + 1]
     )
     return rows[:page_size], len(rows) > page_size
+
+
+def figures_of(rows: QuerySet[Request]) -> Figures:
+    """The figures of any set of Request rows, summed by the database (for filters the rollups cannot take)."""
+    return Figures().add(rows.order_by().aggregate(**_raw_aggregates()))
+
+
+def usage_dimension_values(field: str) -> list[str]:
+    """Every model or application ever seen: the small rollup table, plus the rows written since its last roll."""
+    if field not in ("model", "application_id"):
+        raise ValueError("field must be 'model' or 'application_id'")
+    state = rollup_refresh()
+    values = set(ModelDay.objects.order_by().values_list(field, flat=True).distinct())
+    if state.partial_until is not None:
+        recent = Request.objects.filter(created_at__gte=state.partial_until).order_by()
+        values |= set(recent.values_list(field, flat=True).distinct())
+    return sorted(values)
