@@ -106,6 +106,9 @@ if CACHE_URL:
     CACHES = {"default": env.cache_url_config(CACHE_URL)}
     if CACHE_URL.startswith(("redis://", "rediss://")):
         CACHES["default"]["BACKEND"] = "django.core.cache.backends.redis.RedisCache"
+    # ?key_prefix= in the URL: django-environ spells it in lower case, which Django would ignore.
+    if "key_prefix" in CACHES["default"]:
+        CACHES["default"]["KEY_PREFIX"] = CACHES["default"].pop("key_prefix")
 else:
     CACHES = {"default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"}}
 
@@ -207,6 +210,9 @@ LOGGING = {
         "LiteLLM Router": {"level": "WARNING"},
         "LiteLLM Proxy": {"level": "WARNING"},
         "httpx": {"level": "WARNING"},
+        # At DEBUG these log every request body sent to a provider: prompts, whatever LLM_STORE_CONTENT says.
+        "openai": {"level": "WARNING"},
+        "httpcore": {"level": "WARNING"},
         "django.request": {"level": "ERROR"},  # a 4xx is the client's business, not the operator's
     },
 }
