@@ -439,3 +439,47 @@ def test_the_usage_page_counts_the_request_just_made(visit, alice):
     expect(recent.locator(f"[data-request-id='{row.id}']")).to_have_count(1)
     expect(page.locator(".chart svg").first).to_be_visible()
     visit.shot("usage-light", full_page=True)
+
+
+def test_staff_see_everyone_and_link_to_the_admin_detail(browser, live, alice, staff):  # noqa: F811
+    mine = Request.objects.create(
+        user_id="alice",
+        application_id="web",
+        endpoint="/llm/chat",
+        model="gpt-4o-mini",
+        status="success",
+        total_tokens=10,
+        prompt_tokens=4,
+        completion_tokens=6,
+        cost_usd=Decimal("0.0000042"),
+        latency_ms=120,
+    )
+    Request.objects.create(
+        user_id="bob",
+        application_id="acme",
+        endpoint="/api/chat",
+        model="gpt-4o",
+        status="error",
+        error_type="provider_error",
+        http_status=502,
+        latency_ms=80,
+    )
+    for name, options in {"usage-dark": {"color_scheme": "dark"}, "usage-phone": {}}.items():
+        tab = Visit(browser, live, **options)
+        if name == "usage-phone":
+            tab.page.set_viewport_size(PHONE)
+        page = tab.sign_in("sam", "/usage")
+        expect(page.locator("[data-figure=total_requests]")).to_have_text("0")  # sam made none himself
+        page.get_by_label("User", exact=True).fill("")
+        page.get_by_role("button", name="Show").click()
+        expect(page.locator("[data-figure=total_requests]")).to_have_text("2")
+        page.get_by_label("User", exact=True).fill("alice")
+        page.get_by_role("button", name="Show").click()
+        expect(page.locator("[data-figure=total_requests]")).to_have_text("1")
+        link = page.get_by_role("table", name="Recent requests").locator(f"a[data-request-id='{mine.id}']")
+        expect(link).to_have_attribute("href", f"/admin/chat/request/{mine.id}/change/")
+        width = page.evaluate("document.documentElement.scrollWidth")
+        assert width <= page.viewport_size["width"], f"{name}: the page is {width}px wide"
+        tab.shot(name, full_page=True)
+        tab.close()
+        assert not tab.errors
