@@ -200,6 +200,33 @@ def test_the_free_demo_model_is_refused_too_once_the_budget_is_spent(acme):
     assert_budget_exceeded(ask(keyed(raw), {"query": "hi", "model": "offline-demo"}), "key")
 
 
+@pytest.mark.parametrize(
+    "text",
+    [
+        "The quick brown fox jumps over the lazy dog. " * 40,
+        "def f(x):\n    return {k: v for k, v in x.items() if v is not None}\n" * 30,
+        "我能吞下玻璃而不伤身体。日本語のテキストも少し。" * 40,
+        "Съешь же ещё этих мягких французских булок, да выпей чаю. " * 30,
+        "🙂🚀🔥💡" * 100,
+        "1234567890" * 100,
+    ],
+    ids=["english", "code", "cjk", "cyrillic", "emoji", "digits"],
+)
+def test_the_quick_prompt_estimate_is_not_below_the_real_token_count(text):
+    from chat import llm
+
+    messages = [{"role": "system", "content": "Be brief."}, {"role": "user", "content": text}]
+
+    assert limits.prompt_tokens_estimate(messages) >= llm.count_tokens(catalog()["gpt-4o-mini"], messages=messages)
+
+
+def test_an_image_counts_as_a_fixed_number_of_tokens_whatever_its_size():
+    image = {"type": "image_url", "image_url": {"url": "data:image/png;base64," + "A" * 1_000_000}}
+    messages = [{"role": "user", "content": [{"type": "text", "text": "What is this?"}, image]}]
+
+    assert limits.prompt_tokens_estimate(messages) < 1100
+
+
 # The prompt is echoed: "Echo: w0 … w39" is 41 completion tokens, far more than max_tokens=1 reserves.
 LONG = " ".join(f"w{i}" for i in range(40))
 
