@@ -3,9 +3,13 @@
 from __future__ import annotations
 
 import argparse
+import json
 import signal
+import subprocess
 import sys
 import time
+from datetime import UTC, datetime
+from pathlib import Path
 
 from bench.drills import DRILLS, Options
 from bench.drills.harness import DrillError, Report
@@ -31,6 +35,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--outage-seconds", type=float, help="how long the database is unreachable (outage)")
     parser.add_argument("--seed", type=int, default=1, help="seed of the drills' random choices")
     parser.add_argument("--max-minutes", type=float, default=30, help="stop (and clean up) after this long")
+    parser.add_argument("--out", help="also write the figures and checks to this JSON file")
     args = parser.parse_args(argv)
     opts = Options(
         calls=args.calls,
@@ -60,6 +65,8 @@ def main(argv: list[str] | None = None) -> int:
         return 3
     finally:
         signal.alarm(0)
+    if args.out:
+        _save(Path(args.out), reports)
     print("== summary")
     for name, report, seconds in reports:
         verdict = (
@@ -67,6 +74,28 @@ def main(argv: list[str] | None = None) -> int:
         )
         print(f"  {name:<12} {seconds:7.1f} s  {verdict}")
     return 0 if all(r is not None and r.ok for _, r, _ in reports) else 1
+
+
+def _save(path: Path, reports: list[tuple[str, Report | None, float]]) -> None:
+    """The figures and checks of a run, with when, where (commit) and how loaded the machine was."""
+    commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True).stdout.strip()
+    record = {
+        "at": datetime.now(UTC).isoformat(timespec="seconds"),
+        "commit": commit,
+        "argv": sys.argv[1:],
+        "drills": {
+            name: {
+                "seconds": round(seconds, 1),
+                "ran": report is not None,
+                "figures": report.figures if report else {},
+                "checks": [{"kept": kept, "promise": promise} for kept, promise in (report.checks if report else [])],
+            }
+            for name, report, seconds in reports
+        },
+    }
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(record, indent=2, default=str))
+    print(f"figures written to {path}")
 
 
 if __name__ == "__main__":

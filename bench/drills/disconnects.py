@@ -56,8 +56,8 @@ def _process(pid: int) -> tuple[int, int]:
 
 
 def run(opts: Options) -> Report:
-    calls_n = int(opts.pick("calls", 200))
-    concurrency = int(opts.pick("concurrency", 40))
+    calls_n = int(opts.pick("calls", 400))
+    concurrency = int(opts.pick("concurrency", 50))
     kind = str(opts.pick("db", "sqlite"))
     report = Report("disconnects")
     rng = random.Random(opts.seed)

@@ -36,8 +36,8 @@ MIX += [("/v1/chat/completions", True)] * 3
 
 
 def run(opts: Options) -> Report:
-    calls_n = int(opts.pick("calls", 300))
-    concurrency = int(opts.pick("concurrency", 30))
+    calls_n = int(opts.pick("calls", 1000))
+    concurrency = int(opts.pick("concurrency", 50))
     kind = str(opts.pick("db", "sqlite"))
     fail_rate = opts.fail_rate
     report = Report("faults")
