@@ -47,8 +47,8 @@ def page(view: Callable[..., HttpResponse]) -> Callable[..., HttpResponse]:
 
 
 def admin_request_url(request: HttpRequest, request_id: str = NIL_ID) -> str | None:
-    """The admin page of one Request row, for staff only (None while the admin does not list requests)."""
-    if not request.user.is_staff:
+    """The admin page of one Request row, for staff allowed to see it there (None for anyone else)."""
+    if not (request.user.is_staff and request.user.has_perm("chat.view_request")):
         return None
     try:
         return reverse("admin:chat_request_change", args=[request_id])

@@ -88,8 +88,11 @@ def alice(live):  # type: ignore[no-untyped-def] # noqa: F811
 @pytest.fixture
 def staff(live):  # type: ignore[no-untyped-def] # noqa: F811
     from django.contrib.auth import get_user_model
+    from django.contrib.auth.models import Permission
 
-    return get_user_model().objects.create_user("sam", "sam@example.com", PASSWORD, is_staff=True)
+    sam = get_user_model().objects.create_user("sam", "sam@example.com", PASSWORD, is_staff=True)
+    sam.user_permissions.add(Permission.objects.get(codename="view_request", content_type__app_label="chat"))
+    return sam
 
 
 class Visit:
@@ -481,5 +484,20 @@ def test_staff_see_everyone_and_link_to_the_admin_detail(browser, live, alice, s
         width = page.evaluate("document.documentElement.scrollWidth")
         assert width <= page.viewport_size["width"], f"{name}: the page is {width}px wide"
         tab.shot(name, full_page=True)
+        link.click()
+        expect(page).to_have_url(f"{live}/admin/chat/request/{mine.id}/change/")
+        expect(page.locator("body")).to_contain_text(str(mine.id))
         tab.close()
         assert not tab.errors
+
+
+def test_staff_open_an_answer_in_the_admin_from_its_request_id(visit, staff):
+    page = visit.sign_in("sam")
+
+    send(page, "Trace me", model="offline-demo")
+
+    request_id = last_answer(page).locator(".request-id")
+    expect(request_id).to_have_attribute("data-request-id", re.compile(r"^[0-9a-f-]{36}$"))
+    row_id = request_id.get_attribute("data-request-id")
+    request_id.click()
+    expect(page).to_have_url(f"{visit.base}/admin/chat/request/{row_id}/change/")

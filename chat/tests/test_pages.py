@@ -179,6 +179,21 @@ def test_staff_look_at_anyone_or_everyone(staff):
     assert '<option value="bob">' in everyone
 
 
+def test_staff_get_admin_links_only_with_the_permission_to_view_requests(staff):
+    from django.contrib.auth.models import Permission
+
+    mine = row("sam")
+    assert "/admin/chat/request/" not in staff.get("/usage").content.decode()
+    assert '"admin_request_url": null' in staff.get("/").content.decode()
+
+    sam = get_user_model().objects.get(username="sam")
+    sam.user_permissions.add(Permission.objects.get(codename="view_request", content_type__app_label="chat"))
+
+    assert f'href="/admin/chat/request/{mine.id}/change/"' in staff.get("/usage").content.decode()
+    nil = "00000000-0000-0000-0000-000000000000"
+    assert f'"admin_request_url": "/admin/chat/request/{nil}/change/"' in staff.get("/").content.decode()
+
+
 def test_the_period_picker_narrows_the_figures(alice):
     row("alice")
     old = row("alice")
