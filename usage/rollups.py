@@ -213,3 +213,12 @@ def mark_late_row(sender, instance: Request, **kwargs) -> None:  # noqa: ANN001 
             DirtyDay.objects.get_or_create(day=local_date(instance.created_at))
     except DatabaseError:
         logger.warning("could not mark %s dirty; run `manage.py usage_rollup --rebuild`", instance.created_at)
+
+
+def rollup_forget_before(cutoff: datetime) -> None:
+    """After rows older than `cutoff` were deleted: drop the rollups of the days before it, roll its day again."""
+    day = local_date(cutoff)
+    with transaction.atomic():
+        for table in (UserDay, ModelDay, LatencyDay):
+            table.objects.filter(day__lt=day).delete()
+        rollup_mark_dirty([day])
