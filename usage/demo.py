@@ -12,7 +12,6 @@ import bisect
 import json
 import math
 import random
-import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -107,78 +106,88 @@ def _days(plan: DemoPlan) -> list[tuple[datetime, int]]:
     return list(zip(days, counts, strict=True))
 
 
-def demo_rows(plan: DemoPlan) -> Iterator[dict]:
-    """Rows as dicts of Request fields (JSON fields as JSON text), oldest first, the same for the same seed."""
+def demo_rows(plan: DemoPlan, *, sqlite: bool = False) -> Iterator[tuple]:
+    """Rows as tuples in COLUMNS order, oldest first, the same for the same seed.
+
+    Values are what the database takes as text: a hex UUID, a UTC time, a decimal string, JSON text
+    (naive UTC times for SQLite, as Django stores them there). Written for speed: a million rows is
+    the benchmark's seed, so every call per row counts.
+    """
     rng = random.Random(plan.seed)
+    draw, gauss, bits = rng.random, rng.gauss, rng.getrandbits
     users = [f"user-{i:05d}" for i in range(1, plan.users + 1)]
     user_cum = _cumulative([1 / (rank**1.1) for rank in range(1, plan.users + 1)])
     apps = list(APPLICATIONS)
     app_cum = _cumulative([APPLICATIONS[a][0] for a in apps])
-    home = {u: rng.choices(apps, cum_weights=app_cum)[0] for u in users}
+    home = {u: apps[_pick(rng, app_cum)] for u in users}
     app_models = {a: (list(m), _cumulative(list(m.values()))) for a, (_, _, m) in APPLICATIONS.items()}
     prices = {m: Prices.per_million(Decimal(v[2]), Decimal(v[3])) for m, v in MODELS.items()}
     hour_cum = _cumulative(HOUR_WEIGHTS)
     error_cum = _cumulative([e[3] for e in ERRORS])
     prompts = [json.dumps([{"role": "user", "content": p}]) for p in PROMPTS]
-    end = plan.end
+    suffix = "" if sqlite else "+00:00"
+    start, end = plan.start.timestamp(), plan.end.timestamp()
+    version = (0x4000 << 64) | (0x8000 << 48)  # UUID version 4, RFC 4122 variant
+    keep = ~((0xF000 << 64) | (0xC000 << 48))
     for day, count in _days(plan):
-        stamps = sorted(
-            day + timedelta(hours=rng.choices(range(24), cum_weights=hour_cum)[0], seconds=rng.random() * 3600)
-            for _ in range(count)
-        )
-        for created_at in stamps:
-            if created_at >= end or created_at < plan.start:
-                created_at = plan.start + (end - plan.start) * rng.random()
+        base = day.timestamp()
+        stamps = sorted(base + _pick(rng, hour_cum) * 3600 + draw() * 3600 for _ in range(count))
+        for stamp in stamps:
+            if not start <= stamp < end:
+                # The first and last days are partial: squeeze the day's clock into the part inside the period.
+                low, high = max(base, start), min(base + 86400, end)
+                stamp = low + (high - low) * (stamp - base) / 86400
+            created_at = datetime.fromtimestamp(stamp, UTC).replace(tzinfo=None).isoformat(" ") + suffix
             user = users[_pick(rng, user_cum)]
-            app = home[user] if rng.random() < 0.9 else apps[_pick(rng, app_cum)]
+            app = home[user] if draw() < 0.9 else apps[_pick(rng, app_cum)]
             names, cum = app_models[app]
             model = names[_pick(rng, cum)]
             provider, litellm_model, _, _, ms_per_token, overhead = MODELS[model]
             embedding = model.startswith("text-embedding")
-            prompt = int(rng.lognormvariate(5.6, 0.8)) + 5
-            completion = 0 if embedding else int(rng.lognormvariate(5.0, 0.7)) + 1
-            roll = rng.random()
-            streamed = not embedding and rng.random() < 0.4
-            row = {
-                "id": uuid.UUID(int=rng.getrandbits(128), version=4),
-                "created_at": created_at,
-                "application_id": app,
-                "user_id": user,
-                "endpoint": APPLICATIONS[app][1],
-                "model": model,
-                "provider": provider,
-                "resolved_model": litellm_model,
-                "prompt_index": rng.randrange(len(PROMPTS)),
-                "streamed": streamed,
-                "cache_hit": False,
-                "metadata": DEMO_METADATA,
-            }
-            latency = int(overhead * rng.lognormvariate(0, 0.35) + completion * ms_per_token * rng.uniform(0.8, 1.3))
+            prompt = int(math.exp(gauss(5.6, 0.8))) + 5
+            completion = 0 if embedding else int(math.exp(gauss(5.0, 0.7))) + 1
+            latency = int(overhead * math.exp(gauss(0, 0.35)) + completion * ms_per_token * (0.8 + 0.5 * draw()))
+            roll = draw()
+            streamed = not embedding and draw() < 0.4
             if roll < 0.03:
                 error_type, http_status, message, _ = ERRORS[_pick(rng, error_cum)]
-                latency = 30_000 if error_type == "Timeout" else int(latency * 0.3)
-                row.update(status="error", http_status=http_status, error_type=error_type, error_message=message)
+                status, latency = "error", 30_000 if error_type == "Timeout" else int(latency * 0.3)
                 prompt = completion = 0
             elif roll < 0.035:
-                completion = int(completion * rng.random())
-                latency = int(latency * rng.random()) + 50
-                row.update(status="cancelled", http_status=499, error_type="cancelled", error_message="")
+                completion = int(completion * draw())
+                latency = int(latency * draw()) + 50
+                status, http_status, error_type, message = "cancelled", 499, "cancelled", ""
             else:
-                row.update(status="success", http_status=200, error_type="", error_message="")
-            cached = int(prompt * 0.5) if prompt and rng.random() < 0.1 else 0
-            row.update(
-                messages=prompts[row.pop("prompt_index")],
-                response="" if row["status"] == "error" or embedding else rng.choice(ANSWERS),
-                prompt_tokens=prompt,
-                completion_tokens=completion,
-                total_tokens=prompt + completion,
-                cached_tokens=cached,
-                reasoning_tokens=0,
-                cost_usd=cost_of(Usage(prompt=prompt, completion=completion), prices[model]),
-                latency_ms=latency,
-                ttft_ms=int(overhead * rng.uniform(0.6, 1.2)) if streamed and row["status"] != "error" else None,
+                status, http_status, error_type, message = "success", 200, "", ""
+            cost = cost_of(Usage(prompt=prompt, completion=completion), prices[model])
+            yield (
+                f"{(bits(128) & keep) | version:032x}",
+                created_at,
+                app,
+                user,
+                None,  # key_id
+                APPLICATIONS[app][1],
+                model,
+                provider,
+                litellm_model,
+                prompts[int(draw() * len(prompts))],
+                "" if status == "error" or embedding else ANSWERS[int(draw() * len(ANSWERS))],
+                status,
+                http_status,
+                error_type,
+                message,
+                prompt,
+                completion,
+                prompt + completion,
+                int(prompt * 0.5) if prompt and draw() < 0.1 else 0,  # cached_tokens
+                0,  # reasoning_tokens
+                str(cost),
+                latency,
+                int(overhead * (0.6 + 0.6 * draw())) if streamed and status != "error" else None,
+                streamed,
+                False,  # cache_hit
+                DEMO_METADATA,
             )
-            yield row
 
 
 def _pick(rng: random.Random, cum: list[float]) -> int:
@@ -215,7 +224,7 @@ COLUMNS = [
 ]
 
 
-def demo_insert(rows: Iterator[dict], *, batch_size: int = 20_000, progress=None) -> int:  # noqa: ANN001
+def demo_insert(rows: Iterator[tuple], *, batch_size: int = 20_000, progress=None) -> int:  # noqa: ANN001
     """Write rows in batches: COPY on PostgreSQL, executemany on SQLite; the ORM would take minutes per million."""
     from django.db import connection, transaction
 
@@ -241,15 +250,8 @@ def demo_insert(rows: Iterator[dict], *, batch_size: int = 20_000, progress=None
             progress(written)
         batch.clear()
 
-    sqlite = connection.vendor == "sqlite"
     for row in rows:
-        row["key_id"] = None
-        if sqlite:
-            # What Django's SQLite backend stores: hex UUIDs, naive UTC datetimes, decimals as text.
-            row["id"] = row["id"].hex
-            row["created_at"] = str(row["created_at"].astimezone(UTC).replace(tzinfo=None))
-            row["cost_usd"] = str(row["cost_usd"])
-        batch.append(tuple(row[c] for c in COLUMNS))
+        batch.append(row)
         if len(batch) >= batch_size:
             flush()
     if batch:

@@ -7,6 +7,7 @@ import time
 from datetime import timedelta
 
 from django.core.management.base import BaseCommand, CommandError
+from django.db import connection
 from django.utils import timezone
 
 from usage.demo import DemoPlan, demo_insert, demo_rows
@@ -47,7 +48,8 @@ class Command(BaseCommand):
                 self.stdout.write(f"\r{done:,} / {rows:,} rows", ending="")
                 self.stdout.flush()
 
-        written = demo_insert(demo_rows(plan), batch_size=batch_size, progress=progress)
+        rows_in = demo_rows(plan, sqlite=connection.vendor == "sqlite")
+        written = demo_insert(rows_in, batch_size=batch_size, progress=progress)
         if tty:
             self.stdout.write("")
         inserted = time.perf_counter() - began
@@ -58,6 +60,10 @@ class Command(BaseCommand):
             day += timedelta(days=1)
         rollup_mark_dirty(days)
         rolled = rollup_refresh().rolled_days
+        # Fresh statistics (and, on PostgreSQL, a visibility map for index-only scans) after a bulk load.
+        vacuum = connection.vendor == "postgresql" and not connection.in_atomic_block  # VACUUM needs autocommit
+        with connection.cursor() as cursor:
+            cursor.execute("VACUUM ANALYZE chat_request" if vacuum else "ANALYZE")
         if verbose:
             self.stdout.write(
                 f"Added {written:,} rows from {start:%Y-%m-%d} to {end:%Y-%m-%d} in {inserted:.1f}s; "
