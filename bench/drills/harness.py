@@ -744,7 +744,9 @@ async def drive(
 ) -> list[Outcome]:
     """Send every call, at most `concurrency` at a time; the whole run is bounded by `deadline` seconds."""
     gate = asyncio.Semaphore(concurrency)
-    limits = httpx.Limits(max_connections=concurrency, max_keepalive_connections=concurrency)
+    # Idle connections are dropped well before uvicorn's 5 s keep-alive timeout: reusing one the server is closing
+    # at that moment loses the request before the gateway sees it (a client race, not a gateway fault).
+    limits = httpx.Limits(max_connections=concurrency, max_keepalive_connections=concurrency, keepalive_expiry=2.0)
     async with httpx.AsyncClient(timeout=httpx.Timeout(timeout, connect=10), limits=limits, trust_env=False) as client:
 
         async def one(call: Call) -> Outcome:
@@ -752,6 +754,11 @@ async def drive(
                 return await call_send(client, call)
 
         return list(await asyncio.wait_for(asyncio.gather(*(one(c) for c in calls)), deadline))
+
+
+def usd(amount: Decimal) -> str:
+    """An amount as plain digits (never 0E-10)."""
+    return f"{amount:f}"
 
 
 def percentile(values: list[float], p: float) -> float:

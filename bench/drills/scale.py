@@ -36,6 +36,7 @@ from bench.drills.harness import (
     rows_settle,
     upstream_process,
     upstream_stats,
+    usd,
 )
 from bench.drills.options import Options
 
@@ -161,7 +162,7 @@ def run(opts: Options) -> Report:
                     sum(1 for o in answered if o.call.key == keys[label].raw),
                     sum(1 for o in outcomes if o.call.key == keys[label].raw and o.error_code == "budget_exceeded"),
                     sum(1 for r in rows if r.key_id == keys[label].id),
-                    sum((r.cost for r in rows if r.key_id == keys[label].id), Decimal(0)),
+                    usd(sum((r.cost for r in rows if r.key_id == keys[label].id), Decimal(0))),
                 ]
                 for label in keys
             ],
