@@ -2,7 +2,8 @@
 
 PostgreSQL is reached through a TCP proxy of the drill's own, which it cuts (every connection
 dropped, new ones refused) and restores; the shared server is never touched. With SQLite the
-database's folder is moved away and back, so no new connection can open it meanwhile.
+database's folder is moved away and back, so no connection can open it meanwhile (the gateway then
+runs with CONN_MAX_AGE=0: a connection kept open would go on writing to the moved file).
 
 Promise: during the outage a call either fails with a clear 503 (nothing was sent to a provider)
 or is answered and journaled to the JSON log; `manage.py import_logs` then restores every missing
@@ -48,15 +49,15 @@ from bench.drills.harness import (
 from bench.drills.options import Options
 
 
-def _cutter(stack: Stack, db: Database) -> tuple[str, Callable[[], None], Callable[[], None]]:
-    """The URL the gateway uses, and how to make the database unreachable and reachable again."""
+def _cutter(stack: Stack, db: Database) -> tuple[str, dict[str, str], Callable[[], None], Callable[[], None]]:
+    """The URL and settings the gateway uses, and how to make the database unreachable and reachable again."""
     if db.kind == "postgres":
         host_port = db.url.split("@", 1)[1].split("/", 1)[0]
         host, port = host_port.rsplit(":", 1)
         proxy = TcpProxy(host, int(port))
         proxied = proxy.start()
         stack.defer("database proxy", proxy.stop)
-        return db.url.replace(f"@{host_port}/", f"@127.0.0.1:{proxied}/"), proxy.cut, proxy.restore
+        return db.url.replace(f"@{host_port}/", f"@127.0.0.1:{proxied}/"), {}, proxy.cut, proxy.restore
     assert db.path is not None
     folder, away = db.path.parent, db.path.parent.with_name("db-away")
 
@@ -68,7 +69,8 @@ def _cutter(stack: Stack, db: Database) -> tuple[str, Callable[[], None], Callab
             os.rename(away, folder)
 
     stack.defer("database folder", restore)  # never leave it moved away
-    return db.url, cut, restore
+    # An open SQLite connection keeps writing to the moved file: with none kept open, each call opens it anew.
+    return db.url, {"CONN_MAX_AGE": "0"}, cut, restore
 
 
 async def _paced(calls: list[Call], seconds: float, concurrency: int) -> list[Outcome]:
@@ -109,13 +111,14 @@ def run(opts: Options) -> Report:
     with Stack("outage") as stack:
         upstream = upstream_start(stack)
         db = database_create(stack, kind, "outage")
-        gateway_url, cut, restore = _cutter(stack, db)
+        gateway_url, settings, cut, restore = _cutter(stack, db)
         log_dir = stack.dir / "logs"
         env = gateway_env(
             db_url=gateway_url,
             log_dir=log_dir,
             catalog=catalog_write(stack, upstream.url),
             upstream_url=upstream.url,
+            extra=settings,
         )
         direct_env = {**env, "DATABASE_URL": db.url}
         [gateway] = gateways_spawn(stack, env)

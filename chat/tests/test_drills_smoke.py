@@ -54,6 +54,13 @@ def test_a_client_that_hangs_up_mid_stream_leaves_a_cancelled_row_and_no_open_up
     assert report.figures["upstream_open_after"] == 0
 
 
+def test_calls_answered_while_the_database_is_down_get_their_rows_back_from_import_logs(suite_backends):
+    report = drill("outage", suite_backends, calls=12, concurrency=4, outage_seconds=2)
+
+    assert report.figures["served_during"] > 0
+    assert report.figures["rows_restored"] == report.figures["rows_missing_before_import"] > 0
+
+
 def test_at_load_rows_equal_accepted_calls_and_budgets_hold(suite_backends):
     report = drill("scale", suite_backends, calls=60, concurrency=12)
 
