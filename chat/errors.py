@@ -5,7 +5,8 @@ from __future__ import annotations
 from typing import Any
 
 from django.core.exceptions import RequestDataTooBig
-from django.http import Http404, JsonResponse
+from django.http import Http404, HttpRequest, HttpResponse, JsonResponse
+from django.views import defaults
 from rest_framework import exceptions as drf
 from rest_framework.response import Response
 
@@ -97,6 +98,23 @@ class ServiceUnavailable(GatewayError):
     status = 503
     type = "service_unavailable"
     code = "service_unavailable"
+
+
+API_PREFIXES = ("/api/", "/llm/", "/v1/", "/health")
+
+
+def not_found(request: HttpRequest, exception: Exception | None = None) -> HttpResponse:
+    """Django's 404 handler: the one error shape on API paths, Django's page elsewhere."""
+    if request.path.startswith(API_PREFIXES):
+        return error_response(NotFound(f"Nothing at {request.path}."))
+    return defaults.page_not_found(request, exception)
+
+
+def server_error(request: HttpRequest) -> HttpResponse:
+    """Django's 500 handler: the one error shape on API paths, Django's page elsewhere."""
+    if request.path.startswith(API_PREFIXES):
+        return error_response(GatewayError("The gateway failed unexpectedly.", status=500, code="internal_error"))
+    return defaults.server_error(request)
 
 
 def error_response(error: GatewayError) -> JsonResponse:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import uuid
 from collections.abc import AsyncIterator
 from typing import Any
 
@@ -33,7 +34,7 @@ class ApiChatView(GatewayView):
             endpoint="/api/chat",
             cache=self.cache_wanted(),
         )
-        return Response(api_chat_body(done))
+        return Response(api_chat_body(done), headers={"X-Request-Id": str(done.request_id)})
 
 
 class SimpleView(GatewayView):
@@ -47,7 +48,7 @@ class SimpleView(GatewayView):
             endpoint="/llm/simple",
             cache=self.cache_wanted(),
         )
-        return Response(llm_body(done))
+        return Response(llm_body(done), headers={"X-Request-Id": str(done.request_id)})
 
 
 class LlmChatView(GatewayView):
@@ -71,8 +72,12 @@ class LlmChatView(GatewayView):
             metadata=data.get("metadata"),
         )
         if not data["stream"]:
-            return Response(llm_body(await llm_completion(messages, **call, cache=self.cache_wanted())))
-        return sse_response(llm_chat_events(await llm_stream(messages, **call)))
+            done = await llm_completion(messages, **call, cache=self.cache_wanted())
+            return Response(llm_body(done), headers={"X-Request-Id": str(done.request_id)})
+        request_id = uuid.uuid4()  # named before the first byte, so a stopped stream can still be looked up
+        response = sse_response(llm_chat_events(await llm_stream(messages, request_id=request_id, **call)))
+        response["X-Request-Id"] = str(request_id)
+        return response
 
 
 async def llm_chat_events(chunks: AsyncIterator[Any]) -> AsyncIterator[bytes]:

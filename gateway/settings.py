@@ -127,7 +127,7 @@ LANGUAGE_CODE = "en-us"
 TIME_ZONE = env.str("TIME_ZONE", default="UTC")
 USE_I18N = True
 USE_TZ = True
-LOGIN_URL = "/admin/login/"
+LOGIN_URL = "/login"  # any user may sign in there; /admin/login/ is for staff only
 
 # --- Security ---------------------------------------------------------------------------
 DATA_UPLOAD_MAX_MEMORY_SIZE = env.int("MAX_BODY_BYTES", default=2 * 1024 * 1024)

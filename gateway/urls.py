@@ -11,3 +11,6 @@ urlpatterns = [
     path("", include("chat.urls")),
     path("", include("usage.urls")),
 ]
+
+handler404 = "chat.errors.not_found"
+handler500 = "chat.errors.server_error"

@@ -115,3 +115,22 @@ def test_a_wrong_method_is_a_405_in_the_error_shape(api):
 
     assert response.status_code == 405
     assert response.json()["error"]["code"] == "method_not_allowed"
+
+
+def test_an_unknown_api_path_is_a_json_404(api):
+    response = api.get("/api/no/such/thing")
+
+    assert response.status_code == 404
+    assert response.json()["error"]["type"] == "not_found_error"
+
+
+def test_answers_name_their_row_in_a_header(api):
+    response = post(api, "/llm/chat", {"messages": [{"role": "user", "content": "x"}], "model": "gpt-4o-mini"})
+    streamed = post(
+        api, "/llm/chat", {"messages": [{"role": "user", "content": "y"}], "model": "gpt-4o-mini", "stream": True}
+    )
+    body = b"".join(streamed)
+
+    assert response["X-Request-Id"] == response.json()["request_id"]
+    assert streamed["X-Request-Id"].encode() in body  # the done event names the same row
+    assert Request.objects.filter(pk=streamed["X-Request-Id"], streamed=True).exists()
