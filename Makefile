@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 PORT ?= 8000
 WORKERS ?= 2
 
-.PHONY: run test install serve lint bench clean
+.PHONY: run test install serve lint bench bench-proxy clean
 
 $(BIN)/.installed: requirements.txt
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -36,6 +36,19 @@ test: install
 
 lint: install
 	$(BIN)/ruff check .
+
+# Load benchmark (docs/performance.md): direct vs gateway at concurrency 1 and 50, stream and not, then
+# 1,000 simultaneous calls; `make bench-proxy` adds LiteLLM Proxy, installed in an environment of its own.
+bench: install
+	$(BIN)/python -m bench.load compare
+	$(BIN)/python -m bench.load burst
+
+bench/.venv-proxy/bin/litellm:
+	$(PYTHON) -m venv bench/.venv-proxy
+	bench/.venv-proxy/bin/python -m pip install --quiet --disable-pip-version-check "litellm[proxy]==1.106.2"
+
+bench-proxy: install bench/.venv-proxy/bin/litellm
+	$(BIN)/python -m bench.load compare --proxy
 
 clean:
 	rm -rf $(VENV) staticfiles

@@ -1,6 +1,7 @@
 """Profile one gateway process under load with py-spy, and print where its CPU time goes.
 
     python -m bench.profile [--seconds 10] [--concurrency 10] [--stream] [--latency-ms 50]
+    python -m bench.profile --burst 1000 --latency-ms 2000
 
 Starts the upstream and one gateway process (as bench/load.py does), samples the gateway with
 `py-spy record --format raw` while the load runs, and prints the functions with the most inclusive and
@@ -17,7 +18,7 @@ import shutil
 import subprocess
 import time
 
-from bench.load import RESULTS, Target, gateway_env, gateway_key, load, start_gateway, start_upstream
+from bench.load import RESULTS, Target, burst_load, gateway_env, gateway_key, load, start_gateway, start_upstream
 
 
 def summarise(path, top: int) -> list[str]:  # type: ignore[no-untyped-def]
@@ -51,6 +52,7 @@ def main() -> None:
     parser.add_argument("--concurrency", type=int, default=10)
     parser.add_argument("--latency-ms", type=float, default=50)
     parser.add_argument("--stream", action="store_true")
+    parser.add_argument("--burst", type=int, default=0, help="send this many requests at once instead")
     parser.add_argument("--top", type=int, default=60)
     parser.add_argument("--database-url", default=f"sqlite:///{RESULTS / 'bench.sqlite3'}")
     args = parser.parse_args()
@@ -87,14 +89,21 @@ def main() -> None:
             stdout=subprocess.DEVNULL,
             stderr=subprocess.DEVNULL,
         )
-        result = asyncio.run(
-            load(target, stream=args.stream, concurrency=args.concurrency, requests=100_000, seconds=args.seconds)
-        )
+        if args.burst:
+            ok, elapsed, _ = asyncio.run(burst_load(target, args.burst, args.stream))
+            summary = f"{ok}/{args.burst} succeeded in {elapsed:.2f} s"
+        else:
+            result = asyncio.run(
+                load(target, stream=args.stream, concurrency=args.concurrency, requests=100_000, seconds=args.seconds)
+            )
+            summary = (
+                f"{result.requests} requests, {result.rps} req/s, server CPU {result.server_cpu_ms_per_request} ms"
+            )
         record.wait(args.seconds + 30)
     finally:
         for proc in reversed(started):
             proc.stop()
-    print(f"{result.requests} requests, {result.rps} req/s, server CPU {result.server_cpu_ms_per_request} ms/request")
+    print(summary)
     print("\n".join(summarise(out, args.top)))
     print(f"collapsed stacks: {out.relative_to(RESULTS.parent.parent)}")
 
