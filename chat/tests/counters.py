@@ -51,3 +51,16 @@ def store(request, settings):
     limits_reset()
     yield request.param
     limits_reset()
+
+
+@pytest.fixture
+async def async_orm_closed():
+    """After an async test, close the connection its ORM calls opened on asgiref's shared thread.
+
+    Left open, it keeps PostgreSQL from dropping the test database at the end of the run.
+    """
+    from asgiref.sync import sync_to_async
+    from django.db import connections
+
+    yield
+    await sync_to_async(connections.close_all)()

@@ -15,6 +15,7 @@ from django.utils import timezone
 from chat.models import ApiKey
 from chat.services import keys
 from chat.services.keys import acaller_from_key, caller_from_key, key_create, key_revoke
+from chat.tests.counters import async_orm_closed  # noqa: F401
 
 pytestmark = pytest.mark.django_db
 
@@ -117,6 +118,7 @@ def test_last_used_is_written_once_a_minute_not_on_every_call(acme, monkeypatch)
 
 
 @pytest.mark.django_db(transaction=True)
+@pytest.mark.usefixtures("async_orm_closed")
 async def test_the_async_lookup_answers_from_the_cache_without_a_thread(acme, owner_key, monkeypatch):
     raw = owner_key
     assert await acaller_from_key(raw) is not None

@@ -14,7 +14,18 @@ from django.test import Client
 from chat import limits
 from chat.models import Request
 from chat.services.keys import key_create
-from chat.tests.counters import store  # noqa: F401
+from chat.tests.counters import async_orm_closed, store  # noqa: F401
+
+
+@pytest.fixture
+def gateway_threads(settings):
+    """Database work on the gateway's own pool of threads, as in production, their connections closed after."""
+    from chat.tests.live import db_threads_close
+
+    settings.DB_WRITER_THREADS = 2
+    yield
+    db_threads_close()
+
 
 pytestmark = pytest.mark.django_db
 
@@ -133,7 +144,9 @@ def test_limits_belong_to_one_key(acme):
 
 
 @pytest.mark.django_db(transaction=True)
+@pytest.mark.usefixtures("async_orm_closed")
 @pytest.mark.usefixtures("store")
+@pytest.mark.usefixtures("gateway_threads")
 async def test_concurrent_calls_cannot_slip_past_the_limit(acme):
     from asgiref.sync import sync_to_async
 
