@@ -9,6 +9,7 @@ from django.conf import settings
 from django.http import HttpRequest
 from django.views.debug import SafeExceptionReporterFilter
 from django.views.decorators.debug import sensitive_variables
+from drf_spectacular.extensions import OpenApiAuthenticationExtension
 from rest_framework import authentication, permissions
 
 from chat.errors import Unauthorized
@@ -81,6 +82,26 @@ class SessionAuthentication(authentication.SessionAuthentication):
             return None
         user, _ = result
         return (user, Caller(application_id=WEB_APPLICATION, user_id=user.get_username()))
+
+
+class KeyAuthenticationScheme(OpenApiAuthenticationExtension):
+    """The OpenAPI schema's name for a gateway key: the `gatewayKey` bearer scheme."""
+
+    target_class = KeyAuthentication
+    name = "gatewayKey"
+
+    def get_security_definition(self, auto_schema):  # type: ignore[no-untyped-def]
+        return {"type": "http", "scheme": "bearer"}
+
+
+class SessionAuthenticationScheme(OpenApiAuthenticationExtension):
+    """The OpenAPI schema's name for a signed-in browser session."""
+
+    target_class = SessionAuthentication
+    name = "session"
+
+    def get_security_definition(self, auto_schema):  # type: ignore[no-untyped-def]
+        return {"type": "apiKey", "in": "cookie", "name": settings.SESSION_COOKIE_NAME}
 
 
 class IsCaller(permissions.BasePermission):
