@@ -225,8 +225,8 @@ class RequestAdmin(admin.ModelAdmin):
         else:
             figures = selectors.figures_of(cl.queryset)
         return {
-            "requests": figures.requests,
-            "tokens": figures.total_tokens,
+            "requests": f"{figures.requests:,}",
+            "tokens": f"{figures.total_tokens:,}",
             "cost_usd": money(figures.cost_usd),
             "avg_latency_ms": figures.avg_latency_ms,
             "error_rate": f"{figures.error_rate:.1%}",

@@ -8,7 +8,7 @@ from django.utils.html import escape
 from django.utils.safestring import SafeString, mark_safe
 
 WIDTH, HEIGHT = 720, 170
-LEFT, RIGHT, TOP, BOTTOM = 56, 8, 10, 24
+LEFT, RIGHT, TOP, BOTTOM = 70, 8, 14, 30
 
 
 @dataclass(frozen=True)
@@ -37,13 +37,13 @@ def bar_chart(bars: list[Bar], *, title: str, unit: str = "") -> SafeString:
     inner_w, inner_h = WIDTH - LEFT - RIGHT, HEIGHT - TOP - BOTTOM
     step = inner_w / max(len(bars), 1)
     gap = min(2.0, step * 0.2)
-    every = max(1, round(len(bars) / 8))
+    every = max(1, round(len(bars) / 6))
     parts = [
         f'<svg class="usage-chart" viewBox="0 0 {WIDTH} {HEIGHT}" role="img" aria-label="{escape(title)}" '
         f'xmlns="http://www.w3.org/2000/svg"><title>{escape(title)}</title>',
         f'<line x1="{LEFT}" y1="{TOP}" x2="{WIDTH - RIGHT}" y2="{TOP}" class="grid"/>',
         f'<line x1="{LEFT}" y1="{TOP + inner_h}" x2="{WIDTH - RIGHT}" y2="{TOP + inner_h}" class="axis"/>',
-        f'<text x="{LEFT - 6}" y="{TOP + 4}" text-anchor="end">{escape(_number(peak))}{escape(unit)}</text>',
+        f'<text x="{LEFT - 6}" y="{TOP + 10}" text-anchor="end">{escape(_number(peak))}{escape(unit)}</text>',
         f'<text x="{LEFT - 6}" y="{TOP + inner_h}" text-anchor="end">0</text>',
     ]
     for i, bar in enumerate(bars):
@@ -62,6 +62,6 @@ def bar_chart(bars: list[Bar], *, title: str, unit: str = "") -> SafeString:
                 f"<title>{tip}</title></rect>"
             )
         if i % every == 0:
-            parts.append(f'<text x="{x + w / 2:.1f}" y="{HEIGHT - 6}" text-anchor="middle">{escape(bar.label)}</text>')
+            parts.append(f'<text x="{x + w / 2:.1f}" y="{HEIGHT - 8}" text-anchor="middle">{escape(bar.label)}</text>')
     parts.append("</svg>")
     return mark_safe("".join(parts))  # noqa: S308 - every text inside is escaped above

@@ -104,6 +104,7 @@ def dashboard_context(params: QueryDict, *, changelist: str) -> dict:
         "since_date": timezone.localtime(since).date().isoformat(),
         "until_date": timezone.localtime(until - timedelta(microseconds=1)).date().isoformat(),
         "interval": interval,
+        "time_zone": timezone.get_default_timezone_name(),
         "application_id": application_id or "",
         "model": model or "",
         "applications": selectors.usage_dimension_values("application_id"),

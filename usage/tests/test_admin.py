@@ -43,7 +43,7 @@ def test_the_request_list_loads_with_totals_of_every_row(staff, history):
     cost = sum((r.cost_usd for r in history), Decimal(0))
     tokens = sum(r.total_tokens for r in history)
     assert f"All {len(history)} requests in this list:" in totals_text(html)
-    assert f"{tokens} tokens · {cost:f} USD" in totals_text(html)
+    assert f"{tokens:,} tokens · {cost:f} USD" in totals_text(html)
     assert "Usage dashboard" in html and "Export CSV" in html
 
 
