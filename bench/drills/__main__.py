@@ -15,12 +15,12 @@ from bench.drills import DRILLS, Options
 from bench.drills.harness import DrillError, Report
 
 
-class _TimeUp(Exception):
-    pass
+class _Stop(Exception):
+    """Time is up, or the drill was told to stop."""
 
 
-def _time_up(signum: int, frame: object) -> None:
-    raise _TimeUp()  # unwinds through every drill's `finally`, which ends what it started
+def _stop(signum: int, frame: object) -> None:
+    raise _Stop(signal.Signals(signum).name)  # unwinds through every drill's `finally`, which ends what it started
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -48,7 +48,9 @@ def main(argv: list[str] | None = None) -> int:
         processes=args.processes,
     )
     names = list(DRILLS) if args.drill == "all" else [args.drill]
-    signal.signal(signal.SIGALRM, _time_up)
+    # A plain `kill` or Ctrl-C must end the gateways, upstream and database the drill started, not orphan them.
+    for signum in (signal.SIGALRM, signal.SIGTERM, signal.SIGINT):
+        signal.signal(signum, _stop)
     signal.alarm(int(args.max_minutes * 60))
     reports: list[tuple[str, Report | None, float]] = []
     try:
@@ -60,8 +62,9 @@ def main(argv: list[str] | None = None) -> int:
                 print(f"!! {name} could not run: {exc}", file=sys.stderr)
                 reports.append((name, None, time.monotonic() - started))
             print(flush=True)
-    except _TimeUp:
-        print(f"!! stopped after {args.max_minutes} minutes", file=sys.stderr)
+    except _Stop as stop:
+        why = f"after {args.max_minutes} minutes" if str(stop) == "SIGALRM" else f"by {stop}"
+        print(f"!! stopped {why}; everything it started has been ended", file=sys.stderr)
         return 3
     finally:
         signal.alarm(0)

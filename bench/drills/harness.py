@@ -753,7 +753,10 @@ async def drive(
             async with gate:
                 return await call_send(client, call)
 
-        return list(await asyncio.wait_for(asyncio.gather(*(one(c) for c in calls)), deadline))
+        gathered = asyncio.gather(*(one(c) for c in calls))
+        # An interrupted run cancels it: take its outcome, so asyncio does not report it as never retrieved.
+        gathered.add_done_callback(lambda f: f.cancelled() or f.exception())
+        return list(await asyncio.wait_for(gathered, deadline))
 
 
 def usd(amount: Decimal) -> str:
