@@ -25,7 +25,7 @@ from chat.journal import journal_write
 from chat.limits import Admission, limits_admit, limits_settle
 from chat.models import Request
 from chat.pricing import Usage, cost_of
-from chat.redact import redact_secrets, stored_content
+from chat.redact import redact_secrets, redact_value, stored_content
 from chat.response_cache import cache_get, cache_key, cache_put, cache_ttl
 from chat.services.keys import Caller
 
@@ -141,7 +141,8 @@ class _Call:
         usage = usage or Usage()
         duration = self.elapsed_ms()
         messages, answer = stored_content(self.messages, content, settings.LLM_STORE_CONTENT)
-        metadata = {**self.metadata, **(extra or {})}
+        # Metadata is the caller's free text too: a key pasted into it is masked like one in a prompt.
+        metadata = redact_value({**self.metadata, **(extra or {})})
         if self.failures:
             metadata["fallback_from"] = self.failures
         error_type = ""
@@ -365,6 +366,32 @@ async def llm_stream(
     return _stream(entry, admission, caller, endpoint, messages, options, metadata, request_id)
 
 
+async def _open_stream(call: _Call, messages: list[dict], options: dict) -> tuple[AsyncIterator[Any], Any]:
+    """The stream of the first model in the fallback chain that starts one, with its first chunk (None if empty).
+
+    Fallbacks are tried only before the first chunk: once text has reached the client, a failure is the answer.
+    """
+    chain = _chain(call.entry)
+    for position, candidate in enumerate(chain):
+        upstream = llm.stream(
+            candidate, messages, options, timeout=settings.LLM_TIMEOUT_SECONDS, max_retries=settings.LLM_MAX_RETRIES
+        )
+        try:
+            first = await anext(upstream, None)
+        except ProviderError as error:
+            await upstream.aclose()
+            call.failures.append(f"{candidate.name}: {error.code}")
+            if position == len(chain) - 1:
+                raise
+            continue
+        except BaseException:
+            await upstream.aclose()
+            raise
+        call.served_by = candidate
+        return upstream, first
+    raise AssertionError("unreachable: the chain is never empty")
+
+
 async def _stream(
     entry: ModelEntry,
     admission: Admission,
@@ -395,23 +422,21 @@ async def _stream(
         extra = {}
         if final is None:
             final = Usage(
-                prompt=llm.count_tokens(entry, messages=messages),
-                completion=llm.count_tokens(entry, text=text) if text else 0,
+                prompt=llm.count_tokens(call.served_by, messages=messages),
+                completion=llm.count_tokens(call.served_by, text=text) if text else 0,
             )
             extra = {"usage_estimated": True}
-        cost = cost_of(final, llm.prices_for(entry))
+        cost = cost_of(final, llm.prices_for(call.served_by))
         done = call.record(
             status=status, content=text, usage=final, cost=cost, error=error, ttft_ms=ttft_ms, extra=extra
         )
         return done, cost, final
 
-    upstream = llm.stream(
-        entry, messages, options, timeout=settings.LLM_TIMEOUT_SECONDS, max_retries=settings.LLM_MAX_RETRIES
-    )
     try:
+        upstream, chunk = await _open_stream(call, messages, options)
         # aclosing: a consumer that stops early closes the provider's connection now, not when collected.
         async with aclosing(upstream):
-            async for chunk in upstream:
+            while chunk is not None:
                 reported = llm.usage_of(getattr(chunk, "usage", None))
                 if reported is not None:
                     usage = reported
@@ -422,6 +447,7 @@ async def _stream(
                     parts.append(text)
                 answered = answered or bool(text) or reported is not None or _has_tool_call(chunk)
                 yield chunk
+                chunk = await anext(upstream, None)
         if not answered:
             # A body that is not a stream (malformed) still ends in litellm's empty "stop" chunk: no answer came.
             raise ProviderError(

@@ -103,3 +103,24 @@ def test_the_cache_is_skipped_for_sampling_and_when_the_caller_says_so(api, cata
 
     assert upstream.stats.requests == before + 4
     assert Request.objects.filter(cache_hit=True).count() == 1
+
+
+def test_a_stream_whose_model_fails_before_its_first_chunk_falls_back(api, catalog_file):
+    catalog_file(
+        {
+            "name": "primary",
+            "model": "openai/gpt-4o-mini",
+            "api_base": f"http://127.0.0.1:{dead_port()}/v1",
+            "fallbacks": ["gpt-4o-mini"],
+        }
+    )
+    body = {"messages": [{"role": "user", "content": "stream on"}], "model": "primary", "stream": True}
+
+    response = api.post("/llm/chat", data=json.dumps(body), content_type="application/json")
+    events = b"".join(response).decode()
+
+    assert '"type":"done"' in events and "Echo" in events
+    row = Request.objects.get()
+    assert (row.model, row.resolved_model, row.status, row.streamed) == ("primary", "gpt-4o-mini", "success", True)
+    assert row.response == "Echo: stream on"
+    assert row.metadata["fallback_from"] == ["primary: provider_error"]

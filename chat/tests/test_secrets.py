@@ -105,10 +105,6 @@ def test_a_streamed_answer_is_stored_by_the_same_setting(api, log_dir, settings,
         assert (row.messages, row.response) == (None, "")
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="chat/services/completion.py keeps request metadata unredacted in the row and the JSON log (reported)",
-)
 def test_a_key_pasted_into_metadata_is_masked_in_the_row_and_the_log(api, owner_key, log_dir):
     body = {"messages": [{"role": "user", "content": "hi"}], "metadata": {"note": f"key {owner_key}"}}
 
