@@ -38,6 +38,7 @@ GROUPS = ("model", "application_id", "user_id")
 ORDERS = ("cost", "requests", "tokens")
 PERCENTILES = (0.5, 0.95)
 MAX_UNION = 100  # models read in one percentile query (SQLite allows 500 compound SELECTs)
+PROBES_PER_QUERY = 200
 
 
 @dataclass(frozen=True)
@@ -302,10 +303,24 @@ def _latency_histogram(f: UsageFilter, by: str | None) -> dict[str | None, dict[
     return out
 
 
+@dataclass(frozen=True)
+class _Probe:
+    """Where one percentile of one group lies: the rows to read and the bucket the answer must fall in."""
+
+    group: str | None
+    p: float
+    n: int
+    rows: QuerySet  # the group's rows with a latency from the bucket's lower bound on
+    offset: int  # rank of the percentile's lower neighbour among `rows`
+    lower: int
+    bucket_end: int | None
+
+
 def _percentiles_by_bucket(f: UsageFilter, rows: QuerySet, by: str | None, ps: tuple[float, ...]) -> dict:
-    """SQLite: the bucket counts say which bucket holds each percentile's rank; one ordered OFFSET query
-    then reads only that bucket's rows (per model, through the (model, created_at, latency_ms) index)."""
-    out: dict[str | None, dict[float, float | None]] = {}
+    """SQLite: the bucket counts say which bucket holds each percentile's rank, so the rows to sort are one
+    bucket's, read per model through the (model, created_at, latency_ms, application_id) index; every group's
+    every percentile is then read in one statement."""
+    probes: list[_Probe] = []
     for group, models in _latency_histogram(f, by).items():
         counts: dict[int, int] = {}
         for buckets in models.values():
@@ -315,34 +330,66 @@ def _percentiles_by_bucket(f: UsageFilter, rows: QuerySet, by: str | None, ps: t
         total = sum(n for _, n in ordered)
         if not total:
             continue
-        scope = rows if by is None or by == "model" else rows.filter(**{by: group})
-        scope = scope.filter(model=group) if by == "model" else scope
-        out[group] = {p: _percentile_in_bucket(scope, list(models), ordered, p, total) for p in ps}
+        scope = rows if by is None else rows.filter(**{by: group})
+        probes += [_probe(group, scope, list(models), ordered, p, total) for p in ps]
+    found = _read_probes(probes)
+    out: dict[str | None, dict[float, float | None]] = {}
+    for i, probe in enumerate(probes):
+        values = found.get(i, [])
+        low, fraction = percentile_position(probe.p, probe.n)
+        missing_neighbour = fraction > 0 and low + 1 < probe.n and len(values) < 2
+        outside = values and (
+            values[0] < probe.lower or (probe.bucket_end is not None and values[0] >= probe.bucket_end)
+        )
+        if not values or outside or missing_neighbour:
+            # The counts and the rows disagree (a row written this instant): sort the whole group instead.
+            group_rows = rows if by is None else rows.filter(**{by: probe.group})
+            value = _percentile_by_offset(group_rows, probe.p, group_rows.count())
+        else:
+            value = round(percentile_cont(probe.p, probe.n, values[0], values[1] if len(values) > 1 else None), 2)
+        out.setdefault(probe.group, {})[probe.p] = value
     if by is None and None not in out:
         out[None] = dict.fromkeys(ps)
     return out
 
 
-def _percentile_in_bucket(
-    rows: QuerySet, models: list[str], ordered: list[tuple[int, int]], p: float, n: int
-) -> float | None:
+def _probe(group: str | None, rows: QuerySet, models: list[str], ordered: list[tuple[int, int]], p: float, n: int):  # noqa: ANN202
     low, _ = percentile_position(p, n)
     bucket, before = bucket_holding(ordered, low)
     lower = LATENCY_BOUNDS[bucket]
     later = [b for b, _ in ordered if b > bucket]
-    # The next value may sit in the next non-empty bucket: read up to its end.
+    # The next value may sit in the next non-empty bucket: read up to that bucket's end.
     upper = LATENCY_BOUNDS[later[0] + 1] if later and later[0] + 1 < len(LATENCY_BOUNDS) else None
-    parts = []
-    for model in models[:MAX_UNION]:
-        part = rows.filter(model=model, latency_ms__gte=lower)
-        parts.append((part.filter(latency_ms__lt=upper) if upper is not None else part).values_list("latency_ms"))
-    query = parts[0].union(*parts[1:], all=True) if len(parts) > 1 else parts[0]
-    values = [v for (v,) in query.order_by("latency_ms")[low - before : low - before + 2]]
+    scope = rows.filter(latency_ms__gte=lower)
+    if upper is not None:
+        scope = scope.filter(latency_ms__lt=upper)
+    if len(models) <= MAX_UNION:
+        # Model by model, so each part is a range of the index on (model, created_at, …).
+        parts = [scope.filter(model=model).order_by().values_list("latency_ms") for model in models]
+        scope = parts[0].union(*parts[1:], all=True) if len(parts) > 1 else parts[0]
+    else:
+        scope = scope.order_by().values_list("latency_ms")
     bucket_end = LATENCY_BOUNDS[bucket + 1] if bucket + 1 < len(LATENCY_BOUNDS) else None
-    if len(models) > MAX_UNION or not values or values[0] < lower or (bucket_end and values[0] >= bucket_end):
-        # The counts and the rows disagree (a row written this instant): fall back to sorting the group.
-        return _percentile_by_offset(rows, p, rows.count())
-    return round(percentile_cont(p, n, values[0], values[1] if len(values) > 1 else None), 2)
+    return _Probe(group, p, n, scope, low - before, lower, bucket_end)
+
+
+def _read_probes(probes: list[_Probe]) -> dict[int, list[int]]:
+    """The two values at each probe's offset, for all probes in one statement (a query each costs more in
+    Python than in SQLite)."""
+    found: dict[int, list[int]] = {}
+    for start in range(0, len(probes), PROBES_PER_QUERY):
+        selects, params = [], []
+        for i, probe in enumerate(probes[start : start + PROBES_PER_QUERY], start):
+            sql, part_params = probe.rows.query.sql_with_params()
+            selects.append(
+                f"SELECT {i} AS k, v FROM (SELECT latency_ms AS v FROM ({sql}) ORDER BY 1 LIMIT 2 OFFSET %s)"
+            )
+            params += [*part_params, probe.offset]
+        with connection.cursor() as cursor:
+            cursor.execute(" UNION ALL ".join(selects), params)
+            for k, v in cursor.fetchall():
+                found.setdefault(k, []).append(v)
+    return {k: sorted(v) for k, v in found.items()}
 
 
 def _percentile_by_offset(rows: QuerySet, p: float, n: int) -> float | None:

@@ -314,3 +314,16 @@ def test_a_row_written_late_for_today_is_counted_on_the_next_read(db):
     make_request(created_at=f.partial_until - timedelta(minutes=1))  # already inside today's rollup
 
     assert selectors.usage_totals(selectors.usage_filter(since=now - timedelta(days=1), until=now)).requests == 2
+
+
+def test_a_percentile_reads_the_rows_when_the_bucket_counts_no_longer_match_them(db):
+    now = timezone.now()
+    for latency in (100, 120, 5000, 6000):
+        make_request(created_at=now - timedelta(days=3), latency_ms=latency)
+    f = selectors.usage_filter(since=now - timedelta(days=5), until=now)
+    assert selectors.usage_percentiles(f)[None] == {0.5: 2560.0, 0.95: 5850.0}
+
+    # A bulk delete marks no day dirty (prune_requests and usage_rollup --rebuild keep the rollups right).
+    Request.objects.filter(latency_ms__gte=5000).delete()
+
+    assert selectors.usage_percentiles(f)[None] == {0.5: 110.0, 0.95: 119.0}
