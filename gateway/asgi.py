@@ -4,7 +4,11 @@ from __future__ import annotations
 
 import os
 
-from django.core.asgi import get_asgi_application
+import django
 
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "gateway.settings")
-application = get_asgi_application()
+django.setup(set_prefix=False)  # as get_asgi_application() does, then Django's handler with pooled threads
+
+from gateway.middleware import GatewayASGIHandler  # noqa: E402
+
+application = GatewayASGIHandler()
