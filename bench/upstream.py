@@ -254,6 +254,8 @@ class Upstream:
     async def embeddings(self, request: web.Request) -> web.Response:
         self.stats.requests += 1
         body = await request.json()
+        self.stats.last_body = body
+        self.stats.last_headers = dict(request.headers)
         inputs = body.get("input")
         inputs = [inputs] if isinstance(inputs, str) else list(inputs or [])
         if self.latency:

@@ -230,10 +230,17 @@ def request_save(call: _Call) -> None:
 async def _save(call: _Call, admission: Admission, cost: Decimal, tokens: int) -> None:
     # Shielded: a client that goes away must not stop its own row from being written.
     async def both() -> None:
-        await run_db(request_save, call)
-        await limits_settle(admission, cost_usd=cost, tokens=tokens)
+        try:
+            await run_db(request_save, call)
+        finally:  # a row the database refused must not keep its reservation held until it expires
+            await limits_settle(admission, cost_usd=cost, tokens=tokens)
 
     await asyncio.shield(both())
+
+
+def _max_tokens(options: dict) -> int | None:
+    """The completion tokens a call may use, for its budget reservation."""
+    return options.get("max_tokens") or options.get("max_completion_tokens")
 
 
 def _options(options: dict | None) -> dict:
@@ -280,7 +287,7 @@ async def llm_completion(
     """
     entry = model_resolve(model)
     options = _options(options)
-    admission = await limits_admit(caller=caller, entry=entry, messages=messages, max_tokens=options.get("max_tokens"))
+    admission = await limits_admit(caller=caller, entry=entry, messages=messages, max_tokens=_max_tokens(options))
     call = _Call(entry=entry, caller=caller, endpoint=endpoint, messages=messages, metadata=metadata, streamed=False)
     ttl = cache_ttl(entry, options, cache)
     key = cache_key(entry, messages, options) if ttl else ""
@@ -362,7 +369,7 @@ async def llm_stream(
     entry = model_resolve(model)
     options = _options(options)
     options.pop("n", None)
-    admission = await limits_admit(caller=caller, entry=entry, messages=messages, max_tokens=options.get("max_tokens"))
+    admission = await limits_admit(caller=caller, entry=entry, messages=messages, max_tokens=_max_tokens(options))
     return _stream(entry, admission, caller, endpoint, messages, options, metadata, request_id)
 
 
@@ -477,7 +484,8 @@ async def llm_embed(
 ) -> tuple[Completion, Any]:
     """Embeddings for `inputs`, recorded as one row (the inputs stand in for the messages)."""
     entry = model_resolve(model, mode="embedding")
-    admission = await limits_admit(caller=caller, entry=entry, messages=[], max_tokens=0)
+    as_messages = [{"role": "user", "content": text} for text in inputs]  # what the reservation estimates
+    admission = await limits_admit(caller=caller, entry=entry, messages=as_messages, max_tokens=0)
     call = _Call(entry=entry, caller=caller, endpoint=endpoint, messages=inputs, metadata=None, streamed=False)
     opts = {k: v for k, v in (options or {}).items() if k in ("dimensions", "encoding_format", "user") and v}
     try:
