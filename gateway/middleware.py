@@ -12,6 +12,7 @@ database, and that save still goes through a thread. Under WSGI (sync) they beha
 
 from __future__ import annotations
 
+import json
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
@@ -129,6 +130,9 @@ class GatewayASGIHandler(ASGIHandler):
         if scope["type"] != "http":
             await super().__call__(scope, receive, send)  # Django refuses it in its own words
             return
+        if _declared_length(scope) > settings.DATA_UPLOAD_MAX_MEMORY_SIZE:
+            await _refuse_too_large(send)  # before Django reads (and spools) a body it would refuse anyway
+            return
         executor = self._executors.pop() if self._executors else ThreadPoolExecutor(1, "request")
         try:
             async with ThreadSensitiveContext(executor=executor):
@@ -138,3 +142,29 @@ class GatewayASGIHandler(ASGIHandler):
                 self._executors.append(executor)
             else:
                 executor.shutdown(wait=False)
+
+
+def _declared_length(scope: dict) -> int:
+    for name, value in scope.get("headers", ()):
+        if name == b"content-length":
+            try:
+                return int(value)
+            except ValueError:
+                return 0
+    return 0
+
+
+async def _refuse_too_large(send: Any) -> None:
+    body = json.dumps(
+        {
+            "error": {
+                "type": "invalid_request_error",
+                "code": "body_too_large",
+                "message": f"The request body is larger than {settings.DATA_UPLOAD_MAX_MEMORY_SIZE} bytes.",
+                "param": "body",
+            }
+        }
+    ).encode()
+    headers = [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode())]
+    await send({"type": "http.response.start", "status": 413, "headers": headers})
+    await send({"type": "http.response.body", "body": body})
