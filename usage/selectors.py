@@ -3,7 +3,9 @@
 Whole local days that are already rolled up are read from the rollups (`usage.models`), the
 rest of the period (today, a partial first or last day) from the Request rows; the two are
 summed per group, so every figure equals the sum over the rows. Percentiles need the rows
-themselves: PostgreSQL's percentile_cont, or on SQLite one ordered LIMIT/OFFSET query per group.
+themselves: exact counts per latency bucket say which bucket holds each percentile, and an ordered
+LIMIT/OFFSET query reads only that bucket's rows (PostgreSQL's percentile_cont, or SQLite's ordered
+OFFSET over a group's rows, where the buckets lack the filter: a user, a status).
 """
 
 from __future__ import annotations
@@ -243,20 +245,20 @@ def usage_percentiles(
     if by is not None and by not in GROUPS:
         raise ValueError(f"by must be one of {GROUPS}")
     rows = requests_in(f).order_by()
+    if by != "user_id" and f.user_id is None and f.status is None:
+        return _percentiles_by_bucket(f, rows, by, ps)
+    # The latency buckets have no user or status: sort the rows (one user's are few).
     if connection.vendor == "postgresql":
         return _percentiles_postgresql(rows, by, ps)
-    if by == "user_id" or f.user_id is not None or f.status is not None:
-        # The latency buckets have no user or status: count, then one ordered OFFSET query per percentile.
-        if by is None:
-            counts = {None: rows.count()}
-        else:
-            counts = {row[by]: row["n"] for row in rows.values(by).annotate(n=Count("id"))}
-        out = {}
-        for key, n in counts.items():
-            group = rows if by is None else rows.filter(**{by: key})
-            out[key] = {p: _percentile_by_offset(group, p, n) for p in ps}
-        return out
-    return _percentiles_by_bucket(f, rows, by, ps)
+    if by is None:
+        counts = {None: rows.count()}
+    else:
+        counts = {row[by]: row["n"] for row in rows.values(by).annotate(n=Count("id"))}
+    out = {}
+    for key, n in counts.items():
+        group = rows if by is None else rows.filter(**{by: key})
+        out[key] = {p: _percentile_by_offset(group, p, n) for p in ps}
+    return out
 
 
 def _percentiles_postgresql(rows: QuerySet, by: str | None, ps: tuple[float, ...]) -> dict:
@@ -317,7 +319,7 @@ class _Probe:
 
 
 def _percentiles_by_bucket(f: UsageFilter, rows: QuerySet, by: str | None, ps: tuple[float, ...]) -> dict:
-    """SQLite: the bucket counts say which bucket holds each percentile's rank, so the rows to sort are one
+    """The bucket counts say which bucket holds each percentile's rank, so the rows to sort are one
     bucket's, read per model through the (model, created_at, latency_ms, application_id) index; every group's
     every percentile is then read in one statement."""
     probes: list[_Probe] = []
@@ -382,7 +384,7 @@ def _read_probes(probes: list[_Probe]) -> dict[int, list[int]]:
         for i, probe in enumerate(probes[start : start + PROBES_PER_QUERY], start):
             sql, part_params = probe.rows.query.sql_with_params()
             selects.append(
-                f"SELECT {i} AS k, v FROM (SELECT latency_ms AS v FROM ({sql}) ORDER BY 1 LIMIT 2 OFFSET %s)"
+                f"SELECT {i} AS k, v FROM (SELECT latency_ms AS v FROM ({sql}) AS b ORDER BY 1 LIMIT 2 OFFSET %s) AS o"
             )
             params += [*part_params, probe.offset]
         with connection.cursor() as cursor:
