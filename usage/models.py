@@ -73,7 +73,7 @@ class LatencyDay(models.Model):
     """How many of one local day's calls of one application to one model fell in each latency bucket.
 
     Exact counts per bucket (`usage.periods.LATENCY_BOUNDS`) tell which few rows hold a percentile,
-    so on SQLite the percentile query sorts one bucket's rows instead of the whole period's.
+    so the percentile query sorts one bucket's rows instead of the whole period's.
     """
 
     day = models.DateField()
