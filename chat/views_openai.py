@@ -12,6 +12,7 @@ from contextlib import aclosing
 from typing import Any
 
 from django.http import HttpResponse
+from drf_spectacular.utils import OpenApiResponse, extend_schema
 
 from chat.api import GatewayView
 from chat.catalog import catalog
@@ -25,6 +26,7 @@ from chat.openai_shapes import (
     error_event,
     json_bytes,
 )
+from chat.schema import LLM_ERRORS, errors
 from chat.services import StreamDone, llm_completion, llm_embed, llm_stream
 from chat.sse import sse_response
 
@@ -59,6 +61,11 @@ def json_response(body: Any, request_id: uuid.UUID | None = None) -> HttpRespons
 
 
 class ChatCompletionsView(GatewayView):
+    @extend_schema(
+        request=ChatCompletionsInput,
+        responses={200: OpenApiResponse(description="OpenAI's chat.completion, or its chunks as SSE"), **LLM_ERRORS},
+        summary="OpenAI Chat Completions",
+    )
     async def post(self, request, *args, **kwargs) -> HttpResponse:  # type: ignore[no-untyped-def]
         data = self.valid(ChatCompletionsInput)
         messages = [dict(m) for m in data["messages"]]
@@ -113,6 +120,11 @@ async def completion_events(first: Any, chunks: AsyncIterator[Any], *, include_u
 
 
 class EmbeddingsView(GatewayView):
+    @extend_schema(
+        request=EmbeddingsInput,
+        responses={200: OpenApiResponse(description="OpenAI's embedding list"), **LLM_ERRORS},
+        summary="OpenAI Embeddings",
+    )
     async def post(self, request, *args, **kwargs) -> HttpResponse:  # type: ignore[no-untyped-def]
         data = self.valid(EmbeddingsInput)
         options = {k: data[k] for k in ("encoding_format", "dimensions", "user") if data.get(k)}
@@ -143,11 +155,13 @@ def _model_body(name: str) -> dict:
 
 
 class ModelListView(GatewayView):
+    @extend_schema(responses={200: OpenApiResponse(description="OpenAI's model list"), **errors(401)})
     async def get(self, request, *args, **kwargs) -> HttpResponse:  # type: ignore[no-untyped-def]
         return json_response({"object": "list", "data": [_model_body(name) for name in sorted(catalog())]})
 
 
 class ModelDetailView(GatewayView):
+    @extend_schema(responses={200: OpenApiResponse(description="One OpenAI model"), **errors(401, 404)})
     async def get(self, request, *args, model: str, **kwargs) -> HttpResponse:  # type: ignore[no-untyped-def]
         if model not in catalog():
             raise NotFound(f"The model '{model}' does not exist.", param="model", code="model_not_found")
