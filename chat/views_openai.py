@@ -28,29 +28,8 @@ from chat.openai_shapes import (
 )
 from chat.schema import LLM_ERRORS, errors
 from chat.services import StreamDone, llm_completion, llm_embed, llm_stream
+from chat.services.completion import OPTIONS
 from chat.sse import sse_response
-
-# Passed on to the provider as they are; `metadata` and `user` are recorded by the gateway too.
-PASSED_ON = (
-    "temperature",
-    "top_p",
-    "max_tokens",
-    "max_completion_tokens",
-    "stop",
-    "n",
-    "presence_penalty",
-    "frequency_penalty",
-    "logit_bias",
-    "logprobs",
-    "top_logprobs",
-    "seed",
-    "tools",
-    "tool_choice",
-    "parallel_tool_calls",
-    "response_format",
-    "reasoning_effort",
-    "user",
-)
 
 
 def json_response(body: Any, request_id: uuid.UUID | None = None) -> HttpResponse:
@@ -69,7 +48,7 @@ class ChatCompletionsView(GatewayView):
     async def post(self, request, *args, **kwargs) -> HttpResponse:  # type: ignore[no-untyped-def]
         data = self.valid(ChatCompletionsInput)
         messages = [dict(m) for m in data["messages"]]
-        options = {k: data[k] for k in PASSED_ON if data.get(k) is not None}
+        options = {k: v for k, v in data.items() if k in OPTIONS}  # the services drop None values
         call = dict(
             model=data["model"],
             caller=self.caller.for_user(data.get("user")),
@@ -78,7 +57,7 @@ class ChatCompletionsView(GatewayView):
             metadata=data.get("metadata"),
         )
         if not data["stream"]:
-            done = await llm_completion(messages, **call)
+            done = await llm_completion(messages, **call, cache=self.cache_wanted())
             return json_response(completion_body(done.response, done.usage), done.request_id)
         request_id = uuid.uuid4()
         chunks = await llm_stream(messages, request_id=request_id, **call)
