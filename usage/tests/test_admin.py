@@ -232,3 +232,12 @@ def test_staff_with_the_view_permission_see_the_dashboard(client, history):
     assert client.get(DASHBOARD).status_code == 200
     assert client.get(LIST).status_code == 200
     assert "Usage dashboard" in client.get("/admin/").content.decode()
+
+
+def test_an_empty_table_shows_empty_pages(staff, db):
+    listed = staff.get(LIST)
+    dashboard = staff.get(DASHBOARD)
+
+    assert listed.status_code == dashboard.status_code == 200
+    assert "All 0 requests in this list:" in totals_text(listed.content.decode())
+    assert "No requests in this period." in dashboard.content.decode()
