@@ -134,7 +134,10 @@ def _model_body(name: str) -> dict:
 
 
 class ModelListView(GatewayView):
-    @extend_schema(responses={200: OpenApiResponse(description="OpenAI's model list"), **errors(401)})
+    @extend_schema(
+        operation_id="v1_models_list",
+        responses={200: OpenApiResponse(description="OpenAI's model list"), **errors(401)},
+    )
     async def get(self, request, *args, **kwargs) -> HttpResponse:  # type: ignore[no-untyped-def]
         return json_response({"object": "list", "data": [_model_body(name) for name in sorted(catalog())]})
 

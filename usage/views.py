@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+from drf_spectacular.utils import OpenApiResponse, extend_schema
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
+from chat.schema import errors
 from usage import selectors
 from usage.access import usage_scope
 from usage.serializers import (
@@ -22,6 +24,11 @@ from usage.serializers import (
 class UserUsageView(APIView):
     """One user's figures over a period: summary, by application, by model, per day, and a page of requests."""
 
+    @extend_schema(
+        parameters=[UserUsageInput],
+        responses={200: OpenApiResponse(description="The user's usage figures"), **errors(400, 401, 403)},
+        summary="One user's usage",
+    )
     def get(self, request, user_id: str):  # type: ignore[no-untyped-def]
         data = query_params(UserUsageInput, request.query_params)
         scope = usage_scope(request).narrow(application_id=data.get("application_id"), user_id=user_id)
@@ -54,6 +61,11 @@ class UserUsageView(APIView):
 class StatsView(APIView):
     """Figures across all users (a key: its own application's): by model with percentiles, by application, top users."""
 
+    @extend_schema(
+        parameters=[StatsInput],
+        responses={200: OpenApiResponse(description="Usage figures across users"), **errors(400, 401, 403)},
+        summary="Usage across all users",
+    )
     def get(self, request):  # type: ignore[no-untyped-def]
         data = query_params(StatsInput, request.query_params)
         scope = usage_scope(request, keys_only=True).narrow(application_id=data.get("application_id"))
