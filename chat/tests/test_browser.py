@@ -117,6 +117,7 @@ class Visit:
         page.get_by_label("Password", exact=True).fill(PASSWORD)
         page.get_by_role("button", name="Sign in").click()
         expect(page).to_have_url(self.base + path)
+        page.wait_for_load_state("load")  # the URL changes before the page's scripts have run
         return page
 
     def shot(self, name: str, **options: object) -> Path:
