@@ -11,7 +11,6 @@ from django.template.response import TemplateResponse
 from django.utils import timezone
 from django.utils.html import format_html
 
-from chat.limits import Budget, spend_usd
 from chat.models import ApiKey, Application, UserBudget
 from chat.services.keys import key_forget, key_issue, key_revoke
 
@@ -20,6 +19,9 @@ def _spent(scope: str, ident: str, budget_usd: Decimal | None, period: str) -> s
     """`spent / budget` of the current window, from the rows; "—" without a budget."""
     if budget_usd is None:
         return "—"
+    # Imported here: chat.limits loads litellm, which every manage.py command would otherwise pay for at start.
+    from chat.limits import Budget, spend_usd
+
     budget = Budget(scope, ident, "", budget_usd, period)
     spent = spend_usd(scope=scope, ident=ident, since=budget.window(timezone.now())[1])
     return f"{spent.normalize():f} / {budget_usd.normalize():f} USD"

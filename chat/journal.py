@@ -38,7 +38,8 @@ def journal_write(directory: str, created_at: datetime, model: str, request_id: 
 
 def journal_files(directory: str) -> list[Path]:
     folder = Path(directory)
-    return sorted(folder.glob("*.json")) if folder.is_dir() else []
+    # pathlib's * matches dot-files too: the temporary files of writes in progress are not entries.
+    return sorted(p for p in folder.glob("*.json") if not p.name.startswith(".")) if folder.is_dir() else []
 
 
 def journal_read(path: Path) -> dict[str, Any]:
