@@ -23,6 +23,8 @@ def upstream():
 @pytest.fixture(autouse=True)
 def gateway_settings(settings, upstream):
     """Every test talks to the local upstream through litellm's real HTTP path."""
+    from django.core.cache import cache
+
     from chat.limits import limits_reset
     from chat.services.keys import caller_cache_clear
 
@@ -31,6 +33,7 @@ def gateway_settings(settings, upstream):
     settings.DEMO_MODEL = "on"
     caller_cache_clear()
     limits_reset()  # rate-limit and spend counters outlive a test's rolled-back rows
+    cache.clear()  # so do cached answers, in Redis even from an earlier run
     yield settings
     caller_cache_clear()
 
