@@ -6,9 +6,11 @@
   function saved() {
     try { return localStorage.getItem(KEY) || "auto"; } catch (e) { return "auto"; }
   }
+  var system = window.matchMedia ? window.matchMedia("(prefers-color-scheme: dark)") : null;
   function apply(theme) {
-    if (theme === "light" || theme === "dark") root.setAttribute("data-theme", theme);
-    else root.removeAttribute("data-theme");
+    // "auto" follows the system, so the stylesheet holds one dark palette, keyed on data-theme alone.
+    var dark = theme === "dark" || (theme === "auto" && system !== null && system.matches);
+    root.setAttribute("data-theme", dark ? "dark" : "light");
     var button = document.getElementById("theme-toggle");
     if (button) {
       var label = "Colour theme: " + (theme === "auto" ? "automatic" : theme);
@@ -17,6 +19,9 @@
     }
   }
   apply(saved());
+  if (system !== null && system.addEventListener) {
+    system.addEventListener("change", function () { apply(saved()); });
+  }
   document.addEventListener("DOMContentLoaded", function () {
     apply(saved());
     var button = document.getElementById("theme-toggle");
